@@ -13,9 +13,14 @@ The 2017 code passed ``test=True`` to every BatchNormalization; modern Chainer r
 ``with chainer.using_config('train', False): y = unet(x)``.
 """
 from . import compat  # noqa: F401
+import json
+import os
+import tempfile
+
 import chainer
 import chainer.functions as F
 import chainer.links as L
+import numpy as np
 
 # (name, out channels at width 1, kernel, stride) of the encoder, top to bottom.
 ENCODER = [('c0', 32, 3, 1), ('c1', 64, 4, 2), ('c2', 64, 3, 1), ('c3', 128, 4, 2),
@@ -40,7 +45,8 @@ def check_size(x, multiple=DOWNSAMPLING):
     h, w = x.shape[2], x.shape[3]
     if h % multiple or w % multiple:
         raise ValueError(
-            'The U-Net needs image sides that are multiples of %d (four stride-2 layers), '
+            "The blog's networks need image sides that are multiples of %d (four stride-2 "
+            'layers), '
             'got %dx%d. Pad or resize first: tutorial_lib pipelines do this for you.'
             % (multiple, h, w))
 
@@ -97,16 +103,25 @@ class UNET(chainer.Chain):
 class DIS(chainer.Chain):
     """The blog's discriminator ("Ad-boss"): a color image in, 2 class scores out.
 
+    Seven convolutions c1..c7 (4x4 stride 2 alternating with 3x3 stride 1, 32 -> 256
+    channels), each followed by BatchNormalization bnc1..bnc7 -- c1 included, as in the
+    blog -- and ReLU, then one Linear layer ``l8l`` to 2 classes (softmax cross-entropy).
     It sees only the color picture, not the line art. Class 0 = real, 1 = generated
-    (the loss functions in training.py use the same convention).
+    (the updaters in training.py use the same convention).
+
+    ``image_size`` fixes the input size of ``l8l`` (c7 leaves a (size/16)^2 map); with
+    ``None`` the Linear layer sizes itself on the first batch. The blog initialised
+    ``l8l`` with ``wscale=0.02*sqrt(8*8*256)``, which in Chainer 1's Linear means a
+    normal distribution of standard deviation 0.02 for a 128 px input (8x8x256 inputs);
+    we use ``Normal(0.02)`` directly.
     """
 
     LAYERS = [('c1', 32, 4, 2), ('c2', 32, 3, 1), ('c3', 64, 4, 2), ('c4', 64, 3, 1),
               ('c5', 128, 4, 2), ('c6', 128, 3, 1), ('c7', 256, 4, 2)]
 
-    def __init__(self, in_ch=3, width=1.0):
+    def __init__(self, in_ch=3, width=1.0, image_size=None):
         super().__init__()
-        self.in_ch, self.width = in_ch, width
+        self.in_ch, self.width, self.image_size = in_ch, width, image_size
         with self.init_scope():
             prev = in_ch
             for name, c, k, s in self.LAYERS:
@@ -114,11 +129,16 @@ class DIS(chainer.Chain):
                 setattr(self, name, L.Convolution2D(prev, c, k, s, 1))
                 setattr(self, 'bn' + name, L.BatchNormalization(c))
                 prev = c
-            # in_size None: the linear layer sizes itself from the first batch, so
-            # the same discriminator works at 128 and 512 px.
-            self.l8l = L.Linear(None, 2)
+            n_in = None
+            if image_size is not None:
+                if image_size % DOWNSAMPLING:
+                    raise ValueError('image_size must be a multiple of %d, got %d'
+                                     % (DOWNSAMPLING, image_size))
+                n_in = prev * (image_size // DOWNSAMPLING) ** 2
+            self.l8l = L.Linear(n_in, 2, initialW=chainer.initializers.Normal(0.02))
 
     def forward(self, x):
+        check_size(x)
         h = x
         for name, _, _, _ in self.LAYERS:
             h = F.relu(getattr(self, 'bn' + name)(getattr(self, name)(h)))
@@ -128,3 +148,289 @@ class DIS(chainer.Chain):
 def count_params(link):
     """Number of scalar parameters (BatchNorm's gamma and beta count, as in the blog)."""
     return sum(p.size for p in link.params() if p.array is not None)
+
+
+# ---------------------------------------------------------------------------------------
+# Normalization: the one place where pictures become network arrays and back.
+#
+#   line art  uint8 (N,H,W), 255 = paper      -> float32 (N,1,H,W) in [-1, 1]  (paper = +1)
+#   color     uint8 (N,H,W,3) RGB              -> float32 (N,3,H,W) in [-1, 1]
+#   output    float32 (N,3,H,W), any range     -> uint8 (N,H,W,3) RGB, clipped
+#
+# x/127.5 - 1 maps 0..255 to -1..1, so an all-zero output decodes to mid gray (128,128,128):
+# a network that has learned nothing paints gray, never a color. (PaintsChainer fed raw
+# OpenCV YUV 0..255 instead; there a collapsed output near 0 decodes to green -- the
+# failure a later notebook shows.)
+# ---------------------------------------------------------------------------------------
+
+def encode_lines(lines):
+    """uint8 line art (N,H,W) or (H,W) -> float32 (N,1,H,W) in [-1, 1]."""
+    lines = np.asarray(lines)
+    if lines.ndim == 2:
+        lines = lines[None]
+    if lines.ndim != 3:
+        raise ValueError('line art must be (N,H,W) or (H,W) uint8, got shape %s'
+                         % (lines.shape,))
+    return (lines.astype(np.float32) / 127.5 - 1.0)[:, None]
+
+
+def encode_colors(colors):
+    """uint8 RGB (N,H,W,3) or (H,W,3) -> float32 (N,3,H,W) in [-1, 1]."""
+    colors = np.asarray(colors)
+    if colors.ndim == 3:
+        colors = colors[None]
+    if colors.ndim != 4 or colors.shape[3] != 3:
+        raise ValueError('colors must be RGB (N,H,W,3) or (H,W,3) uint8, got shape %s'
+                         % (colors.shape,))
+    return colors.astype(np.float32).transpose(0, 3, 1, 2) / 127.5 - 1.0
+
+
+def decode_colors(array):
+    """float32 network output (N,3,H,W) (numpy, CuPy or Variable) -> uint8 RGB (N,H,W,3)."""
+    from .backend import to_cpu
+    a = to_cpu(array).astype(np.float32)
+    return np.clip((a + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
+
+
+def pad_to_multiple(images, multiple=DOWNSAMPLING, value=255):
+    """Pad (N,H,W[,C]) images at the bottom/right to sides that are multiples of 16.
+
+    Returns (padded, (H, W)) so the caller can crop the original area back.
+    """
+    images = np.asarray(images)
+    h, w = images.shape[1], images.shape[2]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph == 0 and pw == 0:
+        return images, (h, w)
+    pad = [(0, 0), (0, ph), (0, pw)] + [(0, 0)] * (images.ndim - 3)
+    return np.pad(images, pad, mode='constant', constant_values=value), (h, w)
+
+
+def colorize(model, lines, batch_size=16, extra=None):
+    """Run a U-Net on uint8 line art (N,H,W) and return uint8 RGB (N,H,W,3).
+
+    Runs in evaluation mode (BatchNorm uses its running averages, no graph is kept),
+    on the model's device. Sides that are not multiples of 16 are padded with paper
+    and cropped back. ``extra``: optional float32 (N,C,H,W) channels appended to the
+    line (hints, later in the course); the model's ``in_ch`` must be 1 + C.
+    """
+    lines = np.asarray(lines)
+    if lines.ndim == 2:
+        lines = lines[None]
+    padded, (h, w) = pad_to_multiple(lines)
+    if extra is not None:
+        extra = np.asarray(extra, np.float32)
+        if padded.shape[1:] != lines.shape[1:]:
+            ph, pw = padded.shape[1] - h, padded.shape[2] - w
+            extra = np.pad(extra, [(0, 0), (0, 0), (0, ph), (0, pw)])
+    xp = model.xp
+    out = []
+    with chainer.using_config('train', False), chainer.no_backprop_mode():
+        for i in range(0, len(padded), batch_size):
+            x = encode_lines(padded[i:i + batch_size])
+            if extra is not None:
+                x = np.concatenate([x, extra[i:i + batch_size]], axis=1)
+            y = model(xp.asarray(x))
+            out.append(decode_colors(y)[:, :h, :w])
+    if not out:
+        return np.zeros((0,) + lines.shape[1:] + (3,), np.uint8)
+    return np.concatenate(out)
+
+
+# ---------------------------------------------------------------------------------------
+# Looking inside: a shape table and a drawing of the skip connections.
+# ---------------------------------------------------------------------------------------
+
+def shape_table(model, size=128):
+    """Run a dummy picture through a UNET and list, layer by layer, what happens.
+
+    Returns a list of dicts: name, kind, kernel, stride, input (C,H,W) (after any skip
+    concatenation), output (C,H,W), skip (which encoder map is concatenated), params.
+    """
+    rows = []
+    x = model.xp.zeros((1, model.in_ch, size, size), np.float32)
+    check_size(x)
+    e = {}
+    h = chainer.Variable(x)
+    with chainer.using_config('train', False), chainer.no_backprop_mode():
+        for name, _, k, s in ENCODER:
+            link = getattr(model, name)
+            y = F.relu(getattr(model, 'bn' + name)(link(h)))
+            rows.append(dict(name=name, kind='conv', kernel=k, stride=s, skip='',
+                             input=tuple(h.shape[1:]), output=tuple(y.shape[1:]),
+                             params=count_params(link) + count_params(
+                                 getattr(model, 'bn' + name))))
+            e['e' + name[1:]] = y
+            h = y
+        for name, _, kind in DECODER:
+            skip = SKIPS.get(name, '')
+            if skip:
+                h = F.concat([e[skip], h])
+            link = getattr(model, name)
+            y = link(h)
+            params = count_params(link)
+            if name != 'dc0':
+                bn = getattr(model, 'bnd' + name[2:])
+                y = F.relu(bn(y))
+                params += count_params(bn)
+            rows.append(dict(name=name, kind=kind, kernel=4 if kind == 'deconv' else 3,
+                             stride=2 if kind == 'deconv' else 1, skip=skip,
+                             input=tuple(h.shape[1:]), output=tuple(y.shape[1:]),
+                             params=params))
+            h = y
+    return rows
+
+
+def format_shape_table(rows):
+    """The shape table as fixed-width text."""
+    head = '%-5s %-7s %3s %3s  %-16s %-16s %-5s %10s' % (
+        'layer', 'kind', 'k', 's', 'input C,H,W', 'output C,H,W', 'skip', 'params')
+    lines = [head, '-' * len(head)]
+    for r in rows:
+        lines.append('%-5s %-7s %3d %3d  %-16s %-16s %-5s %10s' % (
+            r['name'], r['kind'], r['kernel'], r['stride'],
+            ','.join(map(str, r['input'])), ','.join(map(str, r['output'])),
+            r['skip'] or '-', format(r['params'], ',')))
+    lines.append('%-63s %10s' % ('total', format(sum(r['params'] for r in rows), ',')))
+    return '\n'.join(lines)
+
+
+def draw_unet(rows, ax=None):
+    """Draw the U: encoder going down on the left, decoder coming up on the right,
+    skip connections as arrows across. ``rows`` = :func:`shape_table`'s output."""
+    import matplotlib.pyplot as plt
+    if ax is None:
+        _, ax = plt.subplots(figsize=(11, 5.5))
+    enc = [r for r in rows if r['name'].startswith('c')]
+    dec = [r for r in rows if r['name'].startswith('dc')]
+    pos = {}
+    size0 = enc[0]['input'][1]
+    import math
+
+    def level(r):
+        return int(round(math.log2(size0 / r['output'][1])))
+    for i, r in enumerate(enc):
+        pos[r['name']] = (i, -level(r))
+    n = len(enc)
+    for j, r in enumerate(dec):
+        pos[r['name']] = (n + j, -level(r))
+    for r in rows:
+        x, y = pos[r['name']]
+        color = '#8fb8de' if r['name'].startswith('c') else (
+            '#f4a582' if r['kind'] == 'deconv' else '#fddbc7')
+        ax.add_patch(plt.Rectangle((x - 0.4, y - 0.3), 0.8, 0.6, color=color, ec='k'))
+        ax.text(x, y + 0.08, r['name'], ha='center', va='center', fontsize=9,
+                fontweight='bold')
+        c, hh, ww = r['output']
+        ax.text(x, y - 0.14, '%d\u00d7%d\u00d7%d' % (c, hh, ww), ha='center',
+                va='center', fontsize=6.5)
+    order = [r['name'] for r in rows]
+    for a, b in zip(order[:-1], order[1:]):
+        (x0, y0), (x1, y1) = pos[a], pos[b]
+        ax.annotate('', xy=(x1 - 0.4, y1), xytext=(x0 + 0.4, y0),
+                    arrowprops=dict(arrowstyle='->', color='0.3'))
+    enc_of = {'e' + r['name'][1:]: r['name'] for r in enc}
+    for r in dec:
+        if r['skip']:
+            src = enc_of[r['skip']]
+            (x0, y0), (x1, y1) = pos[src], pos[r['name']]
+            ax.annotate('', xy=(x1, y1 + 0.3), xytext=(x0, y0 + 0.3),
+                        arrowprops=dict(arrowstyle='->', color='#b2182b', lw=1.3,
+                                        connectionstyle='arc3,rad=-0.25'))
+    ax.text(0, 0.8, 'skip connections (concat) in red', color='#b2182b', fontsize=9)
+    ax.set_xlim(-1, len(rows))
+    ax.set_ylim(-level(enc[-1]) - 1, 1.5)
+    ax.set_axis_off()
+    ax.set_title('The blog\'s U-Net: encoder c0..c8 (blue), decoder dc8..dc0 '
+                 '(orange = 4x4 stride-2 deconvolution)')
+    return ax
+
+
+# ---------------------------------------------------------------------------------------
+# Compact weights: float16 npz on disk, float32 in memory.
+# ---------------------------------------------------------------------------------------
+
+def save_weights(link, path, meta=None):
+    """Save every parameter and persistent value (BatchNorm statistics) as float16.
+
+    Half the size of float32 (a width-1/4 U-Net is about 2.4 MB). Written to a
+    temporary file and renamed, so a killed process never leaves half a file.
+    ``meta``: a JSON-serialisable dict stored alongside (e.g. the model's in_ch/width).
+    """
+    from .backend import to_cpu
+    arrays = {}
+    for name, param in link.namedparams():
+        if param.array is None:
+            raise ValueError('parameter %s is not initialised yet' % name)
+        arrays['param' + name] = to_cpu(param.array).astype(np.float16)
+    for name, value in _persistents(link):
+        arrays['persist' + name] = np.asarray(to_cpu(value)).astype(
+            np.float16 if np.issubdtype(np.asarray(value).dtype, np.floating) else
+            np.asarray(value).dtype)
+    arrays['__meta__'] = np.frombuffer(json.dumps(meta or {}).encode(), np.uint8)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix='.tmp')
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            np.savez_compressed(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _persistents(link):
+    for path, sub in link.namedlinks():
+        for pname in sorted(sub._persistent):
+            yield path.rstrip('/') + '/' + pname, getattr(sub, pname)
+
+
+def read_meta(path):
+    with np.load(path) as z:
+        return json.loads(bytes(z['__meta__']).decode() or '{}')
+
+
+def load_weights(link, path):
+    """Load :func:`save_weights` output into ``link`` as float32 (on link's device)."""
+    with np.load(path) as z:
+        for name, param in link.namedparams():
+            key = 'param' + name
+            if key not in z:
+                raise KeyError('%s has no parameter %s' % (path, name))
+            a = z[key].astype(np.float32)
+            if param.array is None:
+                param.initialize(a.shape)
+            if param.array.shape != a.shape:
+                raise ValueError('%s: shape %s in file, %s in model' % (
+                    name, a.shape, param.array.shape))
+            param.array[...] = link.xp.asarray(a)
+        for name, value in _persistents(link):
+            key = 'persist' + name
+            if key not in z:
+                raise KeyError('%s has no value %s' % (path, name))
+            a = z[key]
+            owner, attr = name.rsplit('/', 1)
+            sub = link if owner == '' else _sublink(link, owner)
+            cur = getattr(sub, attr)
+            if isinstance(cur, (int, float, np.integer, np.floating)) or np.ndim(cur) == 0:
+                setattr(sub, attr, type(cur)(a) if not hasattr(cur, 'shape') else a)
+            else:
+                cur[...] = link.xp.asarray(a.astype(cur.dtype))
+    return link
+
+
+def _sublink(link, path):
+    for p, sub in link.namedlinks():
+        if p == path:
+            return sub
+    raise KeyError(path)
+
+
+def load_unet(path):
+    """Build a UNET from a :func:`save_weights` file whose meta holds in_ch and width."""
+    meta = read_meta(path)
+    model = UNET(in_ch=meta.get('in_ch', 1), width=meta.get('width', 1.0))
+    load_weights(model, path)
+    return model

@@ -1,0 +1,29 @@
+"""Notebooks are committed clean and follow the course's QUICK convention."""
+import json
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / 'notebooks').glob('*.ipynb'))
+
+
+def test_there_are_notebooks():
+    names = [p.name for p in NOTEBOOKS]
+    assert '00_setup.ipynb' in names and '01_line_extraction.ipynb' in names
+
+
+@pytest.mark.parametrize('path', NOTEBOOKS, ids=lambda p: p.name)
+def test_committed_without_outputs(path):
+    nb = json.loads(path.read_text())
+    dirty = [i for i, c in enumerate(nb['cells'])
+             if c['cell_type'] == 'code' and (c.get('outputs') or c.get('execution_count'))]
+    assert not dirty, '%s has outputs in cells %s: clear them before committing' % (path.name, dirty)
+
+
+@pytest.mark.parametrize('path', NOTEBOOKS, ids=lambda p: p.name)
+def test_has_quick_parameters_cell(path):
+    nb = json.loads(path.read_text())
+    code = [c for c in nb['cells'] if c['cell_type'] == 'code']
+    tagged = [c for c in code if 'parameters' in c.get('metadata', {}).get('tags', [])]
+    assert tagged, '%s: no cell tagged "parameters"' % path.name
+    assert "os.environ.get('QUICK'" in ''.join(tagged[0]['source'])
