@@ -31,10 +31,10 @@ MATCH_COLOR = (0, 0, 0)              # ink in both, within the tolerance
 EXTRA_COLOR = (230, 159, 0)          # orange: extracted ink with no human ink nearby
 MISSED_COLOR = (0, 114, 178)         # blue: human ink with no extracted ink nearby
 
-DEFAULT_KERNELS = (2, 3, 4, 5, 6, 7, 9, 11)
+DEFAULT_KERNELS = (2, 3, 5, 7, 9, 11, 13, 15)
 DEFAULT_THRESHOLDS = (16, 32, 64, 96, 128, 192)
 DEFAULT_CANNY_THICKNESS = (1, 2, 3, 5, 7, 9)
-DEFAULT_CANNY_HIGH = (50, 100, 150, 200, 300)
+DEFAULT_CANNY_HIGH = (50, 100, 200, 400, 800)
 
 
 # --------------------------------------------------------------------------- input checks
@@ -202,6 +202,17 @@ def extract_lines_canny(image, low=50, high=150, thickness=1, blur=0):
     return out[0] if single else out
 
 
+def extract_dark(image, level=64):
+    """The simplest baseline: ink wherever the gray picture is darker than ``level``.
+
+    Good when the picture already contains black outlines (OpenMoji does), useless for
+    lines drawn in color; the recipe above has to beat it to be worth its name.
+    """
+    gray, single = _as_gray_batch(image)
+    out = np.where(gray < level, 0, 255).astype(np.uint8)
+    return out[0] if single else out
+
+
 # ------------------------------------------------------------------------------- scoring
 
 def _disk(radius):
@@ -244,15 +255,18 @@ def _prf(tp_p, n_p, tp_r, n_h):
     return p, r, f
 
 
-def _summary(counts):
+def _summary(counts, per_image=False):
     tp_p, n_p, tp_r, n_h = counts.sum(axis=1)
     p, r, f = _prf(tp_p, n_p, tp_r, n_h)
     f_img = _prf(*counts)[2]
-    return {'precision': float(p), 'recall': float(r), 'f1': float(f),
-            'f1_image_mean': float(f_img.mean()), 'n_images': int(counts.shape[1])}
+    out = {'precision': float(p), 'recall': float(r), 'f1': float(f),
+           'f1_image_mean': float(f_img.mean()), 'n_images': int(counts.shape[1])}
+    if per_image:
+        out['f1_per_image'] = f_img
+    return out
 
 
-def score_lines(pred, human, tolerance=1, ink_threshold=128):
+def score_lines(pred, human, tolerance=1, ink_threshold=128, per_image=False):
     """Compare extracted lines with human lines, ink pixel by ink pixel.
 
     Both are uint8 line images (H,W) or batches (N,H,W) of the same shape; a pixel is ink
@@ -265,7 +279,8 @@ def score_lines(pred, human, tolerance=1, ink_threshold=128):
     ``precision``, ``recall`` and ``f1`` pool the pixels of the whole batch (micro average:
     pictures with more ink weigh more); ``f1_image_mean`` averages each picture's own F1.
     An empty prediction has precision 1 (it drew nothing wrong), recall 0 and F1 0.
-    Returns a dict with those keys and ``n_images``.
+    Returns a dict with those keys and ``n_images`` (and, with ``per_image=True``,
+    ``f1_per_image``: a float array of each picture's F1, to find the worst ones).
     """
     pred_b, _ = _as_line_batch(pred, 'pred')
     human_b, _ = _as_line_batch(human, 'human')
@@ -276,7 +291,7 @@ def score_lines(pred, human, tolerance=1, ink_threshold=128):
         raise ValueError('tolerance must be >= 0 pixels, got %r' % (tolerance,))
     pred_ink, human_ink = pred_b < ink_threshold, human_b < ink_threshold
     counts = _counts(pred_ink, human_ink, _near(human_ink, tolerance), tolerance)
-    return _summary(counts)
+    return _summary(counts, per_image)
 
 
 def disagreement(pred, human, tolerance=1, ink_threshold=128):
@@ -440,6 +455,78 @@ def describe(row):
         row['f1_image_mean'], row['n_images'])
 
 
+# ------------------------------------------------------------------------------ figures
+
+def _setting_label(t):
+    if t is None:
+        return 'none'
+    return '%d/%d' % tuple(t) if isinstance(t, tuple) else str(t)
+
+
+def plot_sweep(rows, key='f1', ax=None, title=None):
+    """Heatmap of one sweep (kernel size x threshold), each cell labelled, best boxed."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+    ks, ts, values = grid(rows, key)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(1.0 + 0.75 * len(ts), 0.8 + 0.4 * len(ks)))
+    im = ax.imshow(values, cmap='viridis', vmin=0, vmax=1, aspect='auto')
+    for i in range(len(ks)):
+        for j in range(len(ts)):
+            v = values[i, j]
+            ax.text(j, i, '%.2f' % v, ha='center', va='center', fontsize=7,
+                    color='black' if v > 0.6 else 'white')
+    bi, bj = np.unravel_index(np.nanargmax(values), values.shape)
+    ax.add_patch(Rectangle((bj - 0.5, bi - 0.5), 1, 1, fill=False, ec='red', lw=2))
+    canny = rows[0]['method'] == 'canny'
+    ax.set_xticks(range(len(ts)), [_setting_label(t) for t in ts])
+    ax.set_yticks(range(len(ks)), [str(k) for k in ks])
+    ax.set_xlabel('Canny low/high' if canny else 'threshold (edge strength)')
+    ax.set_ylabel('edge thickness' if canny else 'kernel size')
+    ax.set_title(title or '%s %s (tolerance %g px)' % (rows[0]['method'], key,
+                                                      rows[0]['tolerance']), fontsize=9)
+    ax.figure.colorbar(im, ax=ax, fraction=0.05)
+    return ax
+
+
+def show_comparison(colors, human, preds, tolerance=1, titles=None, credit=None,
+                    size=2.2, crop=None):
+    """One row per picture: color | human lines | each prediction | its disagreement map.
+
+    ``preds`` is a list of line batches (one per method) aligned with ``colors``/``human``;
+    ``titles`` names them. ``crop`` = (y0, y1, x0, x1) zooms every panel. Returns the figure.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+    colors, human = np.asarray(colors), np.asarray(human)
+    if colors.ndim == 3:
+        colors, human = colors[None], human[None]
+        preds = [np.asarray(p)[None] for p in preds]
+    titles = titles or ['extracted %d' % (i + 1) for i in range(len(preds))]
+    ncols = 2 + 2 * len(preds)
+    fig, axes = plt.subplots(len(colors), ncols, figsize=(size * ncols, size * len(colors)
+                                                          + (0.5 if credit else 0.2)),
+                             squeeze=False)
+    cut = (lambda a: a) if crop is None else (lambda a: a[crop[0]:crop[1], crop[2]:crop[3]])
+    for r in range(len(colors)):
+        panels = [(colors[r], 'color'), (human[r], 'human lines')]
+        for p, t in zip(preds, titles):
+            s = score_lines(p[r], human[r], tolerance)
+            panels += [(p[r], t), (disagreement(p[r], human[r], tolerance),
+                                   'vs human: F1 %.2f' % s['f1'])]
+        for ax, (img, t) in zip(axes[r], panels):
+            ax.imshow(cut(img), cmap='gray', vmin=0, vmax=255, interpolation='nearest')
+            ax.set_title(t, fontsize=8)
+            ax.axis('off')
+    handles = [Patch(color=np.array(c) / 255, label=l) for c, l in (
+        (MATCH_COLOR, 'both'), (EXTRA_COLOR, 'extracted only'), (MISSED_COLOR, 'human only'))]
+    fig.legend(handles=handles, loc='upper right', fontsize=7, ncol=3, frameon=False)
+    if credit:
+        fig.text(0.5, 0.005, credit, ha='center', va='bottom', fontsize=7, color='0.35')
+    fig.tight_layout(rect=(0, 0.03 if credit else 0, 1, 0.96))
+    return fig
+
+
 # ----------------------------------------------------------------------------------- CLI
 
 def _int_list(text):
@@ -475,7 +562,7 @@ def main(argv=None):
         pairs = data.load_samples(size=args.size)
         where = 'committed samples at %d px' % args.size
         if args.limit:
-            pairs = _take(pairs, args.limit)
+            pairs = pairs.subset(slice(0, args.limit))
     else:
         if not data.is_built():
             print('The full OpenMoji cache is not built. Run `make data` (or '
@@ -502,16 +589,6 @@ def main(argv=None):
     print('BEST: %s' % describe(best(winners)))
     print(getattr(data, 'CREDIT', ''))
     return 0
-
-
-def _take(pairs, limit):
-    """First ``limit`` pairs as a simple object with .names/.lines/.colors."""
-    class _Pairs:
-        pass
-    out = _Pairs()
-    out.names = list(pairs.names)[:limit]
-    out.lines, out.colors = pairs.lines[:limit], pairs.colors[:limit]
-    return out
 
 
 if __name__ == '__main__':

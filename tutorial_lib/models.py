@@ -300,15 +300,16 @@ def draw_unet(rows, ax=None):
     skip connections as arrows across. ``rows`` = :func:`shape_table`'s output."""
     import matplotlib.pyplot as plt
     if ax is None:
-        _, ax = plt.subplots(figsize=(11, 5.5))
+        _, ax = plt.subplots(figsize=(13, 5))
     enc = [r for r in rows if r['name'].startswith('c')]
     dec = [r for r in rows if r['name'].startswith('dc')]
     pos = {}
     size0 = enc[0]['input'][1]
     import math
 
-    def level(r):
-        return int(round(math.log2(size0 / r['output'][1])))
+    def level(r):  # encoder boxes sit at their output size, decoder boxes at their input
+        side = r['output'][1] if r['name'].startswith('c') else r['input'][1]
+        return int(round(math.log2(size0 / side)))
     for i, r in enumerate(enc):
         pos[r['name']] = (i, -level(r))
     n = len(enc)
@@ -322,7 +323,7 @@ def draw_unet(rows, ax=None):
         ax.text(x, y + 0.08, r['name'], ha='center', va='center', fontsize=9,
                 fontweight='bold')
         c, hh, ww = r['output']
-        ax.text(x, y - 0.14, '%d\u00d7%d\u00d7%d' % (c, hh, ww), ha='center',
+        ax.text(x, y - 0.14, '%d\u00d7%d\u00b2' % (c, hh), ha='center',
                 va='center', fontsize=6.5)
     order = [r['name'] for r in rows]
     for a, b in zip(order[:-1], order[1:]):

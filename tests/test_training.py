@@ -1,0 +1,160 @@
+"""Training machinery: reproducibility, snapshots, resume after SIGKILL, extensions, CLI."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import tutorial_lib  # noqa: F401
+from tutorial_lib import configs, training, models, REPO_ROOT
+
+TINY = configs.get('quick').replace(data='synthetic', iterations=6, train_limit=16)
+
+
+def losses(out, key='gen/loss'):
+    return [(e['iteration'], e[key]) for e in training.read_log(out)]
+
+
+def run(config, out, **kw):
+    kw.setdefault('progress', False)
+    kw.setdefault('device', 'cpu')
+    return training.train(config, out=str(out), **kw)
+
+
+def test_same_seed_same_losses_other_seed_other_losses(tmp_path):
+    cfg = TINY.replace(adv_weight=0.5)
+    run(cfg, tmp_path / 'a')
+    run(cfg, tmp_path / 'b')
+    run(cfg.replace(seed=1), tmp_path / 'c')
+    a, b, c = (losses(tmp_path / n) for n in 'abc')
+    assert len(a) == 6 and a == b
+    assert a != c
+    assert losses(tmp_path / 'a', 'dis/loss') == losses(tmp_path / 'b', 'dis/loss')
+
+
+def test_run_folder_contents(tmp_path):
+    r = run(TINY.replace(adv_weight=0.1), tmp_path / 'r')
+    out = tmp_path / 'r'
+    assert r.iteration == 6
+    names = set(os.listdir(out))
+    assert {'config.json', 'log', 'loss.png', 'gen.npz', 'dis.npz', 'previews'} <= names
+    assert [it for it, _ in training.list_snapshots(str(out))] == [3, 6]  # keeps 2
+    assert not [n for n in names if n.endswith('.tmp')]
+    assert [os.path.basename(p) for p in training.list_previews(str(out))] == [
+        'iter_000000.png', 'iter_000003.png', 'iter_000006.png']
+    log = training.read_log(str(out))
+    for key in ('gen/loss_rec', 'gen/loss_adv', 'dis/loss', 'dis/acc'):
+        assert key in log[-1]
+    g = training.load_gen(str(out))
+    assert g.width == TINY.width and models.count_params(g) == models.count_params(r.gen)
+    info = json.load(open(out / 'config.json'))
+    assert info['config']['adv_weight'] == 0.1
+
+
+def test_adversarial_step_changes_both_networks():
+    np.random.seed(0)
+    pairs = training.synthetic_pairs(8, 32)
+    cfg = TINY.replace(adv_weight=1.0)
+    gen, dis = training.build_models(cfg)
+    w_g, w_d = gen.c0.W.array.copy(), dis.c1.W.array.copy()
+    og = training._adam(1e-3, 0.9, 0, gen)
+    od = training._adam(1e-3, 0.9, 0, dis)
+    up = training.AdversarialUpdater(training.make_iterator(pairs, 4), gen, dis, og, od, 1.0)
+    up.update()
+    assert not np.array_equal(w_g, gen.c0.W.array)
+    assert not np.array_equal(w_d, dis.c1.W.array)
+
+
+def test_l1_option_and_bad_loss():
+    import chainer
+    y = chainer.Variable(np.zeros((1, 3, 2, 2), np.float32))
+    t = np.full((1, 3, 2, 2), 0.5, np.float32)
+    assert float(training.reconstruction_loss(y, t, 'l2').array) == pytest.approx(0.25)
+    assert float(training.reconstruction_loss(y, t, 'l1').array) == pytest.approx(0.5)
+    with pytest.raises(ValueError):
+        training.reconstruction_loss(y, t, 'l3')
+
+
+def test_resume_in_process_continues_exactly(tmp_path):
+    run(TINY.replace(iterations=3), tmp_path / 'x')     # stops at the snapshot of it. 3
+    r = run(TINY, tmp_path / 'x')                       # continues to 6
+    assert r.resumed_from.endswith('snapshot_iter_3.npz')
+    run(TINY, tmp_path / 'y')                           # uninterrupted
+    assert losses(tmp_path / 'x') == losses(tmp_path / 'y')
+
+
+def test_resume_refuses_a_different_config(tmp_path):
+    run(TINY.replace(iterations=3), tmp_path / 'z')
+    with pytest.raises(ValueError, match='different config'):
+        run(TINY.replace(adv_weight=0.3), tmp_path / 'z')
+    r = run(TINY.replace(adv_weight=0.3), tmp_path / 'z', resume=False)  # starts over
+    assert r.resumed_from is None and r.iteration == 6
+
+
+def _cli(out, iterations, **popen):
+    cmd = [sys.executable, '-m', 'tutorial_lib.train', '--config', 'quick', '--data',
+           'synthetic', '--train-limit', '16', '--out', str(out), '--iterations',
+           str(iterations), '--device', 'cpu', '--no-progress']
+    return subprocess.Popen(cmd, cwd=str(REPO_ROOT), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **popen)
+
+
+def test_sigkill_then_resume_loses_at_most_one_interval(tmp_path):
+    out = tmp_path / 'killed'
+    interval = configs.get('quick').snapshot_interval
+    p = _cli(out, 100000)
+    deadline = time.time() + 60
+    try:
+        while time.time() < deadline:
+            snaps = training.list_snapshots(str(out))
+            if snaps and snaps[-1][0] >= 2 * interval:
+                break
+            time.sleep(0.02)
+        else:
+            pytest.fail('no snapshot within 60 s: ' + p.stderr.read() if p.poll() else '')
+        # how far the run got, from its log (written every iteration in 'quick')
+        p.send_signal(signal.SIGKILL)
+        p.wait(30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == -signal.SIGKILL
+    reached = max(it for it, _ in training.list_snapshots(str(out)))
+    assert reached >= 2 * interval
+    target = reached + interval + 1
+    q = _cli(out, target)
+    _, err = q.communicate(timeout=120)
+    assert q.returncode == 0, err
+    assert 'iteration %d of %d' % (reached, target) in err   # resumed from the snapshot
+    log = losses(out)
+    assert [it for it, _ in log] == list(range(1, target + 1))
+    assert not [n for n in os.listdir(out) if n.endswith('.tmp')]
+    # and the resumed run is the same run as one that was never interrupted
+    ref = _cli(tmp_path / 'ref', target)
+    _, err = ref.communicate(timeout=120)
+    assert ref.returncode == 0, err
+    assert losses(tmp_path / 'ref') == log
+
+
+def test_cli_lists_configs():
+    out = subprocess.run([sys.executable, '-m', 'tutorial_lib.train', '--list'],
+                         cwd=str(REPO_ROOT), capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0
+    for name in ('quick', 'classroom_l2', 'classroom_adv', 'classroom_adv_harsh',
+                 'blog_l2', 'blog_adv'):
+        assert name in out.stdout
+
+
+def test_named_configs_are_sane():
+    for name in configs.names():
+        c = configs.get(name)
+        assert c.size % 16 == 0 and c.rec_loss in ('l1', 'l2')
+    assert configs.get('classroom_adv_harsh').adv_weight > configs.get('classroom_adv').adv_weight > 0
+    assert configs.get('classroom_l2').adv_weight == 0
+    assert configs.get('blog_adv').width == 1 and configs.get('blog_adv').batch_size == 16
+    with pytest.raises(KeyError):
+        configs.get('nope')

@@ -1,0 +1,128 @@
+"""Named training configurations: one line in a notebook or on the command line.
+
+    python -m tutorial_lib.train --config classroom_l2 --out runs/classroom_l2
+
+Every config is a :class:`TrainConfig`; ``get(name)`` returns a copy you may change
+(``dataclasses.replace(get('classroom_adv'), adv_weight=0.1)``).
+
+Families
+--------
+* ``quick``            tiny and fast: tests and the QUICK mode of the notebooks.
+* ``classroom_*``      what a laptop CPU can train in tens of minutes: width 1/4 of the
+                       blog's channels (1.17 M parameters instead of 18.6 M), 128 px,
+                       batch 16. The shipped checkpoints under data/checkpoints/ were
+                       made with these.
+* ``blog_*``           the blog's own scale: width 1, 128 px, batch 16, Adam 1e-4;
+                       meant for a GPU.
+
+``adv_weight`` is the knob of notebook 03: 0 = reconstruction loss only (the blog's
+first attempt), small = the Ad-boss nudges, large = the Ad-boss dominates ("too
+harsh"). The reconstruction loss is a mean over pixels and channels of values in
+[-1, 1] (see models.encode_colors), the adversarial loss a softmax cross-entropy
+(about 0.69 when the Ad-boss cannot tell), so the weights are relative to those scales.
+"""
+import dataclasses
+from dataclasses import dataclass, asdict
+from typing import Optional
+
+
+@dataclass
+class TrainConfig:
+    name: str
+    description: str = ''
+    # what is learned
+    rec_loss: str = 'l2'          # 'l2' (the blog) or 'l1' (PaintsChainer's released code)
+    adv_weight: float = 0.0       # 0: no discriminator; > 0: rec + adv_weight * adversarial
+    # the networks
+    width: float = 0.25           # channel multiplier: 1 = the blog
+    in_ch: int = 1                # 1 = line only; 4 = line + RGB hints (a later notebook)
+    # the data
+    data: str = 'openmoji'        # 'openmoji' (train split of the built cache),
+    #                               'samples' (the committed samples), 'synthetic'
+    size: int = 128               # image side in pixels (multiple of 16)
+    train_limit: Optional[int] = None  # use only this many training pictures
+    flip: bool = True             # random horizontal flips (seeded)
+    # the optimisation
+    batch_size: int = 16
+    iterations: int = 1000
+    alpha_g: float = 1e-4         # Adam step size of the U-Net (DESIGN.md: 1e-4)
+    alpha_d: float = 1e-4         # Adam step size of the Ad-boss
+    beta1: float = 0.9            # Adam beta1 (Chainer's default, as in the released code)
+    weight_decay: float = 0.0     # the released code used 1e-5
+    seed: int = 0
+    # bookkeeping
+    log_interval: int = 10
+    snapshot_interval: int = 100
+    keep_snapshots: int = 2
+    preview_interval: int = 100
+    n_preview: int = 8
+
+    def to_dict(self):
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d):
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def adversarial(self):
+        return self.adv_weight > 0
+
+
+# The "balanced" and "harsh" adversarial weights of the classroom runs. Balanced keeps the
+# reconstruction term in charge and lets the Ad-boss push colours; harsh makes the
+# Ad-boss's verdict weigh as much as the whole reconstruction error and more.
+BALANCED_ADV_WEIGHT = 0.01
+HARSH_ADV_WEIGHT = 1.0
+
+_CLASSROOM = dict(width=0.25, size=128, batch_size=16, iterations=600, alpha_g=2e-4,
+                  alpha_d=2e-4, snapshot_interval=50, preview_interval=100,
+                  log_interval=10)
+
+CONFIGS = {
+    'quick': TrainConfig(
+        'quick', 'tiny smoke-test run: width 1/16, 32 px, a few iterations',
+        width=1 / 16, size=32, batch_size=4, iterations=6, train_limit=32,
+        log_interval=1, snapshot_interval=3, preview_interval=3, n_preview=4),
+    'quick_adv': TrainConfig(
+        'quick_adv', 'tiny smoke-test run with the Ad-boss',
+        adv_weight=BALANCED_ADV_WEIGHT, width=1 / 16, size=32, batch_size=4,
+        iterations=6, train_limit=32, log_interval=1, snapshot_interval=3,
+        preview_interval=3, n_preview=4),
+    'classroom_l2': TrainConfig(
+        'classroom_l2', 'the blog\'s first attempt on a CPU: U-Net, L2 loss only',
+        **_CLASSROOM),
+    'classroom_l1': TrainConfig(
+        'classroom_l1', 'as classroom_l2 with L1 (PaintsChainer\'s released loss)',
+        rec_loss='l1', **_CLASSROOM),
+    'classroom_adv': TrainConfig(
+        'classroom_adv', 'L2 + a balanced Ad-boss',
+        adv_weight=BALANCED_ADV_WEIGHT, **_CLASSROOM),
+    'classroom_adv_harsh': TrainConfig(
+        'classroom_adv_harsh', 'L2 + a too-harsh Ad-boss',
+        adv_weight=HARSH_ADV_WEIGHT, **_CLASSROOM),
+    'blog_l2': TrainConfig(
+        'blog_l2', 'the blog\'s scale (GPU): width 1, 128 px, batch 16, L2 only',
+        width=1.0, size=128, batch_size=16, iterations=20000, alpha_g=1e-4,
+        alpha_d=1e-4, snapshot_interval=1000, preview_interval=1000, log_interval=50),
+    'blog_adv': TrainConfig(
+        'blog_adv', 'the blog\'s scale (GPU) with the Ad-boss',
+        adv_weight=BALANCED_ADV_WEIGHT, width=1.0, size=128, batch_size=16,
+        iterations=20000, alpha_g=1e-4, alpha_d=1e-4, snapshot_interval=1000,
+        preview_interval=1000, log_interval=50),
+}
+
+
+def names():
+    return sorted(CONFIGS)
+
+
+def get(name):
+    """A copy of the named config (change it freely)."""
+    if name not in CONFIGS:
+        raise KeyError('unknown config %r; known: %s' % (name, ', '.join(names())))
+    return dataclasses.replace(CONFIGS[name])

@@ -1,0 +1,218 @@
+"""Numbers for what the eye sees: how close, how colorful, how well the lines survive.
+
+All functions take uint8 RGB pictures (H,W,3) or batches (N,H,W,3) as the pipeline
+produces them (``models.colorize``), and compare an output with the ground truth.
+
+* :func:`psnr` -- peak signal-to-noise ratio on RGB, 0..255: ``10 log10(255^2 / MSE)``,
+  in dB. Identical pictures give ``inf``; :func:`evaluate` caps each picture at
+  ``PSNR_CAP`` dB before averaging so one perfect picture cannot make the mean infinite.
+* :func:`ssim` -- structural similarity (Wang, Bovik, Sheikh & Simoncelli 2004) on the
+  luminance Y = 0.299 R + 0.587 G + 0.114 B, with an 11x11 Gaussian window of sigma 1.5,
+  K1 = 0.01, K2 = 0.03, L = 255, averaged over the picture (borders included: the window
+  is reflected at the edges). 1 = identical structure. Luminance only: SSIM says whether
+  shapes and shading are right, colorfulness says whether there is color.
+* :func:`colorfulness` -- Hasler & Suesstrunk (2003): with rg = R - G and
+  yb = (R + G)/2 - B, ``C = sqrt(std(rg)^2 + std(yb)^2) + 0.3 sqrt(mean(rg)^2 + mean(yb)^2)``.
+  A gray picture scores 0. The *colorfulness ratio* = mean C of the outputs / mean C of
+  the ground truth: 1 = as colorful as the real pictures, 0.3 = "sepia".
+* :func:`line_preservation` -- of the pixels that are ink in the input line art
+  (line value < ``INK``=128), the fraction that are still dark (luminance < ``DARK``=100)
+  in the picture. The ground truth's own score (OpenMoji draws its lines in black, so
+  close to 1) is the ceiling; an Ad-boss that paints over the lines pulls it down.
+* :func:`evaluate` -- runs a model on TEST pairs and averages all of the above.
+"""
+import math
+import re
+import warnings
+
+import cv2
+import numpy as np
+
+PSNR_CAP = 100.0   # dB; what an identical picture counts as in averages
+INK = 128          # a line-art pixel below this is ink
+DARK = 100         # a picture pixel with luminance below this is dark
+
+
+def _batch(images):
+    a = np.asarray(images)
+    if a.ndim == 3 and a.shape[-1] == 3:
+        a = a[None]
+    if a.ndim != 4 or a.shape[-1] != 3:
+        raise ValueError('expected RGB (H,W,3) or (N,H,W,3), got shape %s' % (a.shape,))
+    return a
+
+
+def _check_same(a, b):
+    if a.shape != b.shape:
+        raise ValueError('shapes differ: %s vs %s' % (a.shape, b.shape))
+
+
+def luminance(images):
+    """uint8/float RGB (..., 3) -> float64 luminance (...) with BT.601 weights, 0..255."""
+    a = np.asarray(images, np.float64)
+    return a[..., 0] * 0.299 + a[..., 1] * 0.587 + a[..., 2] * 0.114
+
+
+def psnr(output, truth, data_range=255.0):
+    """PSNR in dB per picture: float for one picture, array (N,) for a batch."""
+    single = np.asarray(output).ndim == 3
+    a, b = _batch(output).astype(np.float64), _batch(truth).astype(np.float64)
+    _check_same(a, b)
+    mse = ((a - b) ** 2).mean(axis=(1, 2, 3))
+    with np.errstate(divide='ignore'):
+        out = 10 * np.log10(data_range ** 2 / mse)
+    return float(out[0]) if single else out
+
+
+def _ssim_one(x, y, data_range=255.0, sigma=1.5, k1=0.01, k2=0.03):
+    c1, c2 = (k1 * data_range) ** 2, (k2 * data_range) ** 2
+
+    def blur(z):
+        return cv2.GaussianBlur(z, (11, 11), sigma, borderType=cv2.BORDER_REFLECT)
+    mx, my = blur(x), blur(y)
+    sxx = blur(x * x) - mx * mx
+    syy = blur(y * y) - my * my
+    sxy = blur(x * y) - mx * my
+    num = (2 * mx * my + c1) * (2 * sxy + c2)
+    den = (mx * mx + my * my + c1) * (sxx + syy + c2)
+    return float((num / den).mean())
+
+
+def ssim(output, truth):
+    """Mean SSIM on luminance per picture: float for one picture, array (N,) for a batch."""
+    single = np.asarray(output).ndim == 3
+    a, b = _batch(output), _batch(truth)
+    _check_same(a, b)
+    ya, yb = luminance(a), luminance(b)
+    out = np.array([_ssim_one(p, q) for p, q in zip(ya, yb)])
+    return float(out[0]) if single else out
+
+
+def colorfulness(images):
+    """Hasler-Suesstrunk colorfulness per picture (float, or array (N,) for a batch)."""
+    single = np.asarray(images).ndim == 3
+    a = _batch(images).astype(np.float64)
+    r, g, b = a[..., 0], a[..., 1], a[..., 2]
+    rg = r - g
+    yb = 0.5 * (r + g) - b
+    std = np.sqrt(rg.std(axis=(1, 2)) ** 2 + yb.std(axis=(1, 2)) ** 2)
+    mean = np.sqrt(rg.mean(axis=(1, 2)) ** 2 + yb.mean(axis=(1, 2)) ** 2)
+    out = std + 0.3 * mean
+    return float(out[0]) if single else out
+
+
+def line_preservation(images, lines, ink=INK, dark=DARK):
+    """Fraction of ink pixels of ``lines`` (uint8 (N,H,W), 255 = paper) that are dark in
+    ``images``. NaN for a picture without ink. Float for one picture, array for a batch."""
+    single = np.asarray(images).ndim == 3
+    a = _batch(images)
+    lines = np.asarray(lines)
+    if lines.ndim == 2:
+        lines = lines[None]
+    if lines.shape != a.shape[:3]:
+        raise ValueError('lines %s do not match pictures %s' % (lines.shape, a.shape))
+    y = luminance(a)
+    out = []
+    for yi, li in zip(y, lines):
+        mask = li < ink
+        out.append(float((yi[mask] < dark).mean()) if mask.any() else math.nan)
+    out = np.array(out)
+    return float(out[0]) if single else out
+
+
+# ---------------------------------------------------------------------------------------
+
+HEXCODE = re.compile(r'^[0-9A-F]{4,6}(-[0-9A-F]{4,6})*$')
+
+
+def check_test_pairs(pairs, allow_train=False):
+    """Refuse pairs that are (or contain) OpenMoji TRAIN pictures.
+
+    Pairs made by ``data.load_split`` carry OpenMoji hexcodes as names; their split is
+    recomputed with ``openmoji.split_of``. Other names (user folders, synthetic data)
+    cannot be checked and pass.
+    """
+    split = getattr(pairs, 'split', None)
+    names = [n for n in getattr(pairs, 'names', []) if HEXCODE.match(str(n))]
+    n_train = 0
+    if names:
+        from .openmoji import split_of
+        n_train = sum(split_of(n) == 'train' for n in names)
+    if split == 'train' or n_train:
+        msg = ('evaluate() measures generalisation and wants TEST pictures, but %s of these '
+               'pairs are from the TRAIN split. Use data.load_split("test", ...) or '
+               'data.load_samples(); pass allow_train=True to measure the fit on '
+               'training pictures on purpose.' % (n_train or 'all'))
+        if not allow_train:
+            raise ValueError(msg)
+        warnings.warn(msg)
+
+
+def scores(outputs, pairs):
+    """Per-picture metrics of uint8 RGB outputs against pairs (dict of arrays)."""
+    outputs = _batch(outputs)
+    truth = _batch(np.asarray(pairs.colors))
+    lines = np.asarray(pairs.lines)
+    return dict(
+        psnr=np.minimum(psnr(outputs, truth), PSNR_CAP),
+        ssim=ssim(outputs, truth),
+        colorfulness=colorfulness(outputs),
+        colorfulness_truth=colorfulness(truth),
+        line_preservation=line_preservation(outputs, lines),
+        line_preservation_truth=line_preservation(truth, lines),
+    )
+
+
+def summarize(per_picture):
+    """Means of per-picture metrics, plus the colorfulness ratio."""
+    m = {k: float(np.nanmean(v)) for k, v in per_picture.items()}
+    m['colorfulness_ratio'] = (m['colorfulness'] / m['colorfulness_truth']
+                               if m['colorfulness_truth'] > 0 else math.nan)
+    m['n'] = int(len(per_picture['psnr']))
+    return m
+
+
+def evaluate(model, test_pairs, batch_size=16, allow_train=False, return_outputs=False):
+    """Run ``model`` on TEST pairs and return the mean metrics as a dict.
+
+    Keys: psnr (dB, capped at PSNR_CAP), ssim, colorfulness, colorfulness_truth,
+    colorfulness_ratio, line_preservation, line_preservation_truth, n.
+    With ``return_outputs=True`` returns (metrics, outputs uint8 (N,H,W,3)).
+    """
+    from .models import colorize
+    check_test_pairs(test_pairs, allow_train)
+    outputs = colorize(model, np.asarray(test_pairs.lines), batch_size=batch_size)
+    m = summarize(scores(outputs, test_pairs))
+    return (m, outputs) if return_outputs else m
+
+
+COLUMNS = [('psnr', 'PSNR dB', '%.2f'), ('ssim', 'SSIM', '%.3f'),
+           ('colorfulness', 'colorful', '%.1f'),
+           ('colorfulness_ratio', 'c.ratio', '%.2f'),
+           ('line_preservation', 'lines kept', '%.3f')]
+
+
+def table_rows(results):
+    """{name: metrics} -> list of rows [name, values...] with a header row first."""
+    rows = [['model'] + [c[1] for c in COLUMNS]]
+    for name, m in results.items():
+        rows.append([name] + [fmt % m[key] for key, _, fmt in COLUMNS])
+    return rows
+
+
+def format_table(results, truth=True):
+    """{name: metrics} -> a fixed-width text table (one row per model, and a last row
+    with the ground truth's own colorfulness and line preservation)."""
+    rows = table_rows(results)
+    if truth and results:
+        any_m = next(iter(results.values()))
+        rows.append(['ground truth', '-', '-', '%.1f' % any_m['colorfulness_truth'], '1.00',
+                     '%.3f' % any_m['line_preservation_truth']])
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    out = []
+    for j, r in enumerate(rows):
+        out.append('  '.join(str(v).ljust(w) if i == 0 else str(v).rjust(w)
+                             for i, (v, w) in enumerate(zip(r, widths))))
+        if j == 0:
+            out.append('-' * len(out[0]))
+    return '\n'.join(out)

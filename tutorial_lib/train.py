@@ -1,0 +1,70 @@
+"""Train from the command line with a named config (see configs.py).
+
+    python -m tutorial_lib.train --config classroom_l2 --out runs/classroom_l2
+    python -m tutorial_lib.train --config classroom_adv --iterations 2000   # longer
+    python -m tutorial_lib.train --list
+
+The run folder gets config.json, log (JSON), loss.png, previews/iter_*.png,
+snapshot_iter_*.npz (the latest 2) and, at the end, gen.npz (+ dis.npz): the networks
+alone in float16. Run the same command again after an interruption (Ctrl-C, a killed
+process, a closed laptop) and it resumes from the newest snapshot; --no-resume starts over.
+"""
+import argparse
+import shlex
+import sys
+
+from . import compat  # noqa: F401
+
+
+def main(argv=None):
+    from . import configs
+    p = argparse.ArgumentParser(prog='python -m tutorial_lib.train', description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--config', default='quick', help='one of: ' + ', '.join(configs.names()))
+    p.add_argument('--out', help='run folder (default runs/<config>)')
+    p.add_argument('--iterations', type=int, help='override the config\'s iterations')
+    p.add_argument('--adv-weight', type=float, help='override the config\'s adv_weight')
+    p.add_argument('--seed', type=int, help='override the config\'s seed')
+    p.add_argument('--train-limit', type=int, help='use only this many training pictures')
+    p.add_argument('--data', choices=['openmoji', 'samples', 'synthetic'],
+                   help='override the config\'s data source')
+    p.add_argument('--device', choices=['cpu', 'gpu', 'auto'], default=None,
+                   help='default: TUTORIAL_DEVICE or auto')
+    p.add_argument('--resume', dest='resume', action='store_true', default=True,
+                   help='continue from the newest snapshot in --out (default)')
+    p.add_argument('--no-resume', dest='resume', action='store_false',
+                   help='delete snapshots in --out and start over')
+    p.add_argument('--no-progress', action='store_true', help='no progress bar')
+    p.add_argument('--list', action='store_true', help='list the configs and exit')
+    args = p.parse_args(argv)
+
+    if args.list:
+        for name in configs.names():
+            c = configs.get(name)
+            print('%-20s %s' % (name, c.description))
+        return 0
+
+    from . import training, backend
+    try:  # the faster CPU convolutions (TUTORIAL_FASTCONV=0 turns them off)
+        from . import fastconv
+        fastconv.enable_from_env()
+    except ImportError:
+        pass
+    config = configs.get(args.config)
+    changes = {k: v for k, v in dict(iterations=args.iterations, adv_weight=args.adv_weight,
+                                      seed=args.seed, train_limit=args.train_limit,
+                                      data=args.data).items() if v is not None}
+    config = config.replace(**changes)
+    if args.device:
+        backend.select(args.device)
+    print('Device:', backend.describe(), file=sys.stderr)
+    command = 'python -m tutorial_lib.train ' + ' '.join(
+        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    run = training.train(config, out=args.out, resume=args.resume,
+                         progress=not args.no_progress, command=command)
+    print('Done: %s at iteration %d' % (run.out, run.iteration), file=sys.stderr)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,654 @@
+"""Training the U-Net, with or without the Ad-boss, on Chainer's ``Trainer``.
+
+The pieces, in the order a training run uses them:
+
+* :class:`PairDataset` -- (line, color) uint8 pairs from a ``data.Pairs``;
+* :class:`EpochShuffle` -- the iterator's order, seeded and resumable;
+* :class:`ReconstructionUpdater` -- the blog's first attempt: L2 (or L1) between the
+  U-Net's output and the true colors;
+* :class:`AdversarialUpdater` -- the same plus the Ad-boss (:class:`models.DIS`):
+  ``loss_G = rec + adv_weight * CE(DIS(G(x)), real)`` and the Ad-boss's own Adam with
+  ``loss_D = CE(DIS(G(x)), fake) + CE(DIS(t), real)``;
+* extensions: :class:`Snapshot` (atomic, keeps the latest 2, resumed automatically),
+  :class:`Preview` (line / output / truth grids on fixed TEST pictures), :class:`LossPlot`,
+  :class:`Progress` (a tqdm bar), plus Chainer's ``LogReport``;
+* :func:`build_trainer` / :func:`train` -- what the notebooks and
+  ``python -m tutorial_lib.train`` call.
+
+Reproducibility: one ``seed`` fixes the weight initialisation (numpy's global generator
+while the networks are built), the data order (:class:`EpochShuffle`) and the flips
+(a generator seeded with (seed, iteration)). On CPU two runs with the same seed give
+the same losses, and a run resumed from a snapshot continues exactly as if it had never
+stopped. Pictures become arrays in one place: ``models.encode_lines`` /
+``models.encode_colors`` (values in [-1, 1]).
+"""
+import glob
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+import zlib
+from dataclasses import dataclass
+
+from . import compat  # noqa: F401
+import chainer
+import chainer.functions as F
+import numpy as np
+from chainer import training
+from chainer.training import extensions
+
+from . import backend as backend_mod
+from . import configs as configs_mod
+from .models import (UNET, DIS, encode_lines, encode_colors, colorize, save_weights,
+                     load_weights, read_meta)
+
+REAL, FAKE = 0, 1  # the Ad-boss's two classes
+
+
+# ---------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------
+
+@dataclass
+class SimplePairs:
+    """A minimal stand-in for ``data.Pairs`` (used for synthetic data and in tests)."""
+    names: list
+    lines: np.ndarray    # uint8 (N,H,W), 255 = paper
+    colors: np.ndarray   # uint8 (N,H,W,3) RGB
+    split: str = 'synthetic'
+
+    def __len__(self):
+        return len(self.names)
+
+
+def synthetic_pairs(n=32, size=32, seed=0, split='synthetic'):
+    """Colored shapes with black outlines on white paper, and their outlines alone.
+
+    Small, instant and license-free: for tests and for trying the machinery without
+    the OpenMoji cache.
+    """
+    import cv2
+    rng = np.random.RandomState(seed)
+    lines = np.full((n, size, size), 255, np.uint8)
+    colors = np.full((n, size, size, 3), 255, np.uint8)
+    thick = max(1, size // 32)
+    for i in range(n):
+        for _ in range(rng.randint(1, 4)):
+            center = tuple(int(c) for c in rng.randint(size // 4, 3 * size // 4, 2))
+            axes = tuple(int(a) for a in rng.randint(size // 8, size // 3, 2))
+            fill = tuple(int(c) for c in rng.randint(0, 256, 3))
+            cv2.ellipse(colors[i], center, axes, 0, 0, 360, fill, -1)
+            cv2.ellipse(colors[i], center, axes, 0, 0, 360, (0, 0, 0), thick)
+            cv2.ellipse(lines[i], center, axes, 0, 0, 360, 0, thick)
+    return SimplePairs(['synthetic_%04d' % i for i in range(n)], lines, colors, split)
+
+
+class PairDataset(chainer.dataset.DatasetMixin):
+    """Example i = (line uint8 (H,W), color uint8 (H,W,3)) of a Pairs."""
+
+    def __init__(self, pairs):
+        if len(pairs.lines) != len(pairs.colors):
+            raise ValueError('lines and colors differ in length')
+        self.lines, self.colors = pairs.lines, pairs.colors
+
+    def __len__(self):
+        return len(self.lines)
+
+    def get_example(self, i):
+        return self.lines[i], self.colors[i]
+
+
+class EpochShuffle:
+    """Order sampler for SerialIterator: a fresh permutation every epoch.
+
+    The permutation is computed from the seed and the previous epoch's order, which the
+    iterator stores in its snapshots, so a resumed run draws the same orders as an
+    uninterrupted one (numpy's default sampler keeps its generator outside snapshots).
+    """
+
+    def __init__(self, seed=0):
+        self.seed = int(seed)
+
+    def __call__(self, current_order, current_position):
+        key = zlib.crc32(np.asarray(current_order, np.int64).tobytes()) ^ (self.seed * 2654435761 % 2**32)
+        return np.random.RandomState(key % 2**32).permutation(len(current_order))
+
+
+def make_iterator(pairs, batch_size, seed=0):
+    return chainer.iterators.SerialIterator(
+        PairDataset(pairs), batch_size, repeat=True, shuffle=None,
+        order_sampler=EpochShuffle(seed))
+
+
+def load_pairs(config, split='train'):
+    """The pictures a config trains on (split='train') or previews (split='test')."""
+    if config.data == 'synthetic':
+        return synthetic_pairs(config.train_limit or 64 if split == 'train' else 8,
+                               config.size, seed=config.seed + (split == 'test'),
+                               split=split)
+    from . import data
+    if split == 'test':
+        # fixed, committed test-split pictures: the same previews everywhere
+        pairs = data.load_samples(size=config.size)
+        return _take(pairs, config.n_preview)
+    if config.data == 'samples' or not data.is_built():
+        if config.data != 'samples':
+            print('The OpenMoji cache is not built (make data); training on the committed '
+                  'samples instead. They are TEST pictures: fine for trying the machinery, '
+                  'not for measuring anything.', file=sys.stderr)
+        pairs = data.load_samples(size=config.size)
+        return _take(pairs, config.train_limit)
+    return data.load_split('train', config.size, limit=config.train_limit, seed=config.seed)
+
+
+def _take(pairs, n):
+    if n is None or n >= len(pairs.lines):
+        return pairs
+    return SimplePairs(list(pairs.names[:n]), pairs.lines[:n], pairs.colors[:n],
+                       getattr(pairs, 'split', 'test'))
+
+
+# ---------------------------------------------------------------------------------------
+# Updaters
+# ---------------------------------------------------------------------------------------
+
+def reconstruction_loss(y, t, kind='l2'):
+    if kind == 'l2':
+        return F.mean_squared_error(y, t)
+    if kind == 'l1':
+        return F.mean_absolute_error(y, t)
+    raise ValueError("rec_loss must be 'l2' or 'l1', got %r" % kind)
+
+
+class ReconstructionUpdater(training.updaters.StandardUpdater):
+    """One step = one batch, one Adam step of the U-Net on the reconstruction loss.
+
+    Reports ``gen/loss_rec`` (and ``gen/loss``, the total the optimizer sees).
+    """
+
+    def __init__(self, iterator, gen, opt_gen, rec_loss='l2', seed=0, flip=True,
+                 backend=None):
+        super().__init__(iterator, {'gen': opt_gen})
+        self.gen, self.rec_loss, self.seed, self.flip = gen, rec_loss, int(seed), flip
+        self.backend = backend or backend_mod.current()
+
+    def next_batch(self):
+        """(x, t) on the device: line (N,1,H,W) and color (N,3,H,W) in [-1, 1]."""
+        batch = self.get_iterator('main').next()
+        lines = np.stack([b[0] for b in batch])
+        colors = np.stack([b[1] for b in batch])
+        if self.flip:
+            # a generator per (seed, iteration): the same flips after a resume
+            rng = np.random.RandomState([self.seed, self.iteration])
+            mirror = rng.rand(len(batch)) < 0.5
+            lines[mirror] = lines[mirror, :, ::-1]
+            colors[mirror] = colors[mirror, :, ::-1]
+        xp = self.backend.xp
+        return xp.asarray(encode_lines(lines)), xp.asarray(encode_colors(colors))
+
+    def update_core(self):
+        x, t = self.next_batch()
+        y = self.gen(x)
+        loss_rec = reconstruction_loss(y, t, self.rec_loss)
+        self.gen.cleargrads()
+        loss_rec.backward()
+        self.get_optimizer('gen').update()
+        chainer.report({'loss': loss_rec, 'loss_rec': loss_rec}, self.gen)
+
+
+class AdversarialUpdater(ReconstructionUpdater):
+    """Reconstruction + the Ad-boss.
+
+    U-Net step: ``loss = rec + adv_weight * CE(DIS(y), REAL)`` -- the U-Net wants its
+    output to be taken for a real picture.
+    Ad-boss step (its own Adam): ``CE(DIS(y), FAKE) + CE(DIS(t), REAL)`` on the same
+    batch, with y detached from the U-Net.
+
+    Reports ``gen/loss``, ``gen/loss_rec``, ``gen/loss_adv`` (unweighted),
+    ``dis/loss``, ``dis/loss_real``, ``dis/loss_fake`` and ``dis/acc`` (how often the
+    Ad-boss is right on real and generated pictures; 0.5 = guessing).
+    """
+
+    def __init__(self, iterator, gen, dis, opt_gen, opt_dis, adv_weight, rec_loss='l2',
+                 seed=0, flip=True, backend=None):
+        super().__init__(iterator, gen, opt_gen, rec_loss, seed, flip, backend)
+        self._optimizers['dis'] = opt_dis
+        self.dis, self.adv_weight = dis, float(adv_weight)
+
+    def update_core(self):
+        x, t = self.next_batch()
+        xp = self.backend.xp
+        n = len(x)
+        real = xp.full(n, REAL, np.int32)
+        fake = xp.full(n, FAKE, np.int32)
+
+        y = self.gen(x)
+        loss_rec = reconstruction_loss(y, t, self.rec_loss)
+        loss_adv = F.softmax_cross_entropy(self.dis(y), real)
+        loss_gen = loss_rec + self.adv_weight * loss_adv
+        self.gen.cleargrads()
+        loss_gen.backward()
+        self.get_optimizer('gen').update()
+
+        y.unchain_backward()
+        score_fake = self.dis(y)
+        score_real = self.dis(t)
+        loss_fake = F.softmax_cross_entropy(score_fake, fake)
+        loss_real = F.softmax_cross_entropy(score_real, real)
+        loss_dis = loss_fake + loss_real
+        self.dis.cleargrads()
+        loss_dis.backward()
+        self.get_optimizer('dis').update()
+
+        acc = (F.accuracy(score_fake, fake).array + F.accuracy(score_real, real).array) / 2
+        chainer.report({'loss': loss_gen, 'loss_rec': loss_rec, 'loss_adv': loss_adv},
+                       self.gen)
+        chainer.report({'loss': loss_dis, 'loss_real': loss_real, 'loss_fake': loss_fake,
+                        'acc': acc}, self.dis)
+
+
+# ---------------------------------------------------------------------------------------
+# Extensions
+# ---------------------------------------------------------------------------------------
+
+SNAPSHOT_RE = re.compile(r'^snapshot_iter_(\d+)\.npz$')
+
+
+def list_snapshots(out):
+    """[(iteration, path)] of the snapshots in a run folder, oldest first."""
+    found = []
+    for path in glob.glob(os.path.join(out, 'snapshot_iter_*.npz')):
+        m = SNAPSHOT_RE.match(os.path.basename(path))
+        if m:
+            found.append((int(m.group(1)), path))
+    return sorted(found)
+
+
+def latest_snapshot(out):
+    snaps = list_snapshots(out)
+    return snaps[-1][1] if snaps else None
+
+
+class Snapshot(training.Extension):
+    """Save the whole trainer every ``interval`` iterations and at the end.
+
+    Written to a temporary file in the run folder and renamed with ``os.replace``, so
+    the folder only ever holds complete snapshots, even when the process is killed
+    mid-write. Keeps the latest ``keep``. :func:`build_trainer` resumes from the newest.
+    """
+    trigger = (1, 'iteration')
+    priority = training.PRIORITY_READER  # after LogReport, so its log is included
+
+    def __init__(self, interval, keep=2, stop=None):
+        self.interval, self.keep, self.stop = int(interval), int(keep), stop
+
+    def __call__(self, trainer):
+        it = trainer.updater.iteration
+        if it % self.interval == 0 or (self.stop is not None and it >= self.stop):
+            self.save(trainer)
+
+    def save(self, trainer):
+        out = trainer.out
+        it = trainer.updater.iteration
+        path = os.path.join(out, 'snapshot_iter_%d.npz' % it)
+        fd, tmp = tempfile.mkstemp(dir=out, prefix='.snapshot_', suffix='.tmp')
+        os.close(fd)
+        try:
+            chainer.serializers.save_npz(tmp, trainer)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        for _, old in list_snapshots(out)[:-self.keep]:
+            os.remove(old)
+
+
+class Preview(training.Extension):
+    """Every ``interval`` iterations: line / output / truth rows on fixed TEST pictures,
+    saved as ``previews/iter_NNNNNN.png`` in the run folder."""
+    trigger = (1, 'iteration')
+    priority = training.PRIORITY_READER
+
+    def __init__(self, gen, pairs, interval, stop=None):
+        self.gen, self.pairs, self.interval, self.stop = gen, pairs, int(interval), stop
+
+    def __call__(self, trainer):
+        it = trainer.updater.iteration
+        if it % self.interval == 0 or (self.stop is not None and it >= self.stop):
+            path = os.path.join(trainer.out, 'previews', 'iter_%06d.png' % it)
+            save_preview(self.gen, self.pairs, path)
+
+
+def preview_grid(gen, pairs):
+    """uint8 RGB image: line art row, U-Net output row, ground-truth row."""
+    out = colorize(gen, pairs.lines)
+    lines = np.repeat(pairs.lines[..., None], 3, axis=3)
+    rows = [np.concatenate(list(r), axis=1) for r in (lines, out, pairs.colors)]
+    return np.concatenate(rows, axis=0)
+
+
+def save_preview(gen, pairs, path):
+    import cv2
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    grid = preview_grid(gen, pairs)
+    tmp = path + '.tmp.png'
+    cv2.imwrite(tmp, grid[..., ::-1])
+    os.replace(tmp, path)
+
+
+def list_previews(out):
+    return sorted(glob.glob(os.path.join(out, 'previews', 'iter_*.png')))
+
+
+class LossPlot(training.Extension):
+    """Redraw ``loss.png`` from LogReport's log every ``interval`` iterations."""
+    trigger = (1, 'iteration')
+    priority = training.PRIORITY_READER
+
+    def __init__(self, interval, stop=None):
+        self.interval, self.stop = int(interval), stop
+
+    def __call__(self, trainer):
+        it = trainer.updater.iteration
+        if it % self.interval == 0 or (self.stop is not None and it >= self.stop):
+            log = trainer.get_extension('LogReport').log
+            if log:
+                import matplotlib
+                matplotlib.use('Agg', force=False)
+                import matplotlib.pyplot as plt
+                fig = plot_log(log)
+                tmp = os.path.join(trainer.out, '.loss.tmp.png')
+                fig.savefig(tmp, dpi=80)
+                plt.close(fig)
+                os.replace(tmp, os.path.join(trainer.out, 'loss.png'))
+
+
+def plot_log(log, title=None, axes=None):
+    """Plot a LogReport log (list of dicts, or a run folder): the U-Net's losses on the
+    left, the Ad-boss's loss and accuracy on the right (when there is one)."""
+    import matplotlib.pyplot as plt
+    if isinstance(log, str):
+        log = read_log(log)
+    adv = any('dis/loss' in e for e in log)
+    if axes is None:
+        fig, axes = plt.subplots(1, 2 if adv else 1, figsize=(10 if adv else 5.5, 3.4),
+                                 squeeze=False)
+        axes = axes[0]
+    else:
+        fig = axes[0].figure
+    it = [e['iteration'] for e in log]
+
+    def series(key):
+        return [e.get(key, np.nan) for e in log]
+    axes[0].plot(it, series('gen/loss_rec'), label='reconstruction (gen/loss_rec)')
+    if adv:
+        ax2 = axes[0].twinx()
+        ax2.plot(it, series('gen/loss_adv'), color='C3', alpha=0.8,
+                 label='adversarial (gen/loss_adv)')
+        ax2.set_ylabel('adversarial CE', color='C3')
+        ax2.legend(loc='upper right', fontsize=8)
+    axes[0].set_xlabel('iteration')
+    axes[0].set_ylabel('reconstruction loss')
+    axes[0].legend(loc='upper left', fontsize=8)
+    axes[0].set_title('U-Net')
+    if adv:
+        axes[1].plot(it, series('dis/loss'), color='C2', label='Ad-boss loss (dis/loss)')
+        axes[1].axhline(2 * np.log(2), color='0.6', ls='--', lw=1,
+                        label='2 ln 2: cannot tell')
+        axes[1].set_xlabel('iteration')
+        axes[1].set_ylabel('CE real + CE fake')
+        ax3 = axes[1].twinx()
+        ax3.plot(it, series('dis/acc'), color='C4', alpha=0.6, label='Ad-boss accuracy')
+        ax3.set_ylim(0, 1.05)
+        ax3.set_ylabel('accuracy', color='C4')
+        axes[1].legend(loc='upper left', fontsize=8)
+        ax3.legend(loc='upper right', fontsize=8)
+        axes[1].set_title('Ad-boss')
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def read_log(out):
+    path = os.path.join(out, 'log')
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return json.load(f)
+
+
+class Progress(training.Extension):
+    """A tqdm.auto progress bar (a widget in JupyterLab, text in a terminal)."""
+    trigger = (1, 'iteration')
+    priority = training.PRIORITY_READER
+
+    def __init__(self, stop, keys=('gen/loss_rec', 'gen/loss_adv', 'dis/loss')):
+        self.stop, self.keys, self.bar = stop, keys, None
+
+    def initialize(self, trainer):
+        from tqdm.auto import tqdm
+        self.bar = tqdm(total=self.stop, initial=trainer.updater.iteration,
+                        desc=os.path.basename(os.path.normpath(trainer.out)),
+                        unit='it', dynamic_ncols=True)
+
+    def __call__(self, trainer):
+        if self.bar is None:
+            self.initialize(trainer)
+        self.bar.update(trainer.updater.iteration - self.bar.n)
+        obs = trainer.observation
+        post = {k.split('/')[-1]: '%.3f' % float(backend_mod.to_cpu(obs[k]))
+                for k in self.keys if k in obs}
+        if post:
+            self.bar.set_postfix(post, refresh=False)
+
+    def finalize(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+# ---------------------------------------------------------------------------------------
+# Putting it together
+# ---------------------------------------------------------------------------------------
+
+def build_models(config, backend=None):
+    """The U-Net (and Ad-boss when config.adv_weight > 0), seeded, on the device."""
+    b = backend or backend_mod.current()
+    np.random.seed(config.seed)  # Chainer's initializers draw from numpy's generator
+    gen = UNET(in_ch=config.in_ch, width=config.width)
+    dis = DIS(width=config.width, image_size=config.size) if config.adversarial else None
+    for m in (gen, dis):
+        if m is not None:
+            m.to_device(b.chainer_device)
+    return gen, dis
+
+
+def _adam(alpha, beta1, weight_decay, link):
+    opt = chainer.optimizers.Adam(alpha=alpha, beta1=beta1)
+    opt.setup(link)
+    if weight_decay:
+        opt.add_hook(chainer.optimizer_hooks.WeightDecay(weight_decay))
+    return opt
+
+
+@dataclass
+class Run:
+    """What :func:`build_trainer` returns: the trainer and its parts."""
+    trainer: object
+    gen: object
+    dis: object
+    config: object
+    out: str
+    resumed_from: object  # path of the snapshot resumed from, or None
+
+    @property
+    def iteration(self):
+        return self.trainer.updater.iteration
+
+
+def build_trainer(config, out, train_pairs=None, preview_pairs=None, resume=True,
+                  device=None, progress=True, command=None):
+    """A ready-to-run Chainer Trainer writing into the run folder ``out``.
+
+    ``config``: a TrainConfig or a name from configs.py. ``train_pairs`` /
+    ``preview_pairs`` default to the config's data (TRAIN split / committed TEST
+    samples). With ``resume=True`` and a snapshot in ``out``, the trainer continues from
+    the newest one; ``config.iterations`` may be raised to train longer.
+    """
+    if isinstance(config, str):
+        config = configs_mod.get(config)
+    b = backend_mod.select(device) if device else backend_mod.current()
+    os.makedirs(out, exist_ok=True)
+    for stale in glob.glob(os.path.join(out, '.snapshot_*.tmp')):
+        os.remove(stale)  # left by a process killed while writing a snapshot
+    snapshot = latest_snapshot(out) if resume else None
+    if not resume:
+        for _, old in list_snapshots(out):
+            os.remove(old)
+    _write_config(config, out, b, command, resuming=snapshot is not None)
+
+    if train_pairs is None:
+        train_pairs = load_pairs(config, 'train')
+    if preview_pairs is None:
+        preview_pairs = load_pairs(config, 'test')
+    if len(train_pairs.lines) < 1:
+        raise ValueError('no training pictures')
+
+    gen, dis = build_models(config, b)
+    it = make_iterator(train_pairs, config.batch_size, config.seed)
+    opt_g = _adam(config.alpha_g, config.beta1, config.weight_decay, gen)
+    if dis is None:
+        updater = ReconstructionUpdater(it, gen, opt_g, config.rec_loss, config.seed,
+                                        config.flip, b)
+    else:
+        opt_d = _adam(config.alpha_d, config.beta1, config.weight_decay, dis)
+        updater = AdversarialUpdater(it, gen, dis, opt_g, opt_d, config.adv_weight,
+                                     config.rec_loss, config.seed, config.flip, b)
+    stop = config.iterations
+    trainer = training.Trainer(updater, (stop, 'iteration'), out=out)
+    trainer.extend(extensions.LogReport(trigger=(config.log_interval, 'iteration')))
+    trainer.extend(LossPlot(config.preview_interval, stop), name='LossPlot')
+    trainer.extend(Preview(gen, preview_pairs, config.preview_interval, stop),
+                   name='Preview')
+    trainer.extend(Snapshot(config.snapshot_interval, config.keep_snapshots, stop),
+                   name='Snapshot')
+    trainer.extend(FinalWeights(gen, dis, config, stop), name='FinalWeights')
+    if progress:
+        trainer.extend(Progress(stop), name='Progress')
+    if snapshot is not None:
+        chainer.serializers.load_npz(snapshot, trainer)
+        print('Resumed %s from %s (iteration %d of %d)' % (
+            out, os.path.basename(snapshot), updater.iteration, stop), file=sys.stderr)
+    elif updater.iteration == 0:
+        save_preview(gen, preview_pairs, os.path.join(out, 'previews', 'iter_000000.png'))
+    return Run(trainer, gen, dis, config, out, snapshot)
+
+
+class FinalWeights(training.Extension):
+    """At the last iteration, save the U-Net (and Ad-boss) alone as float16 npz."""
+    trigger = (1, 'iteration')
+    priority = training.PRIORITY_READER
+
+    def __init__(self, gen, dis, config, stop):
+        self.gen, self.dis, self.config, self.stop = gen, dis, config, stop
+
+    def __call__(self, trainer):
+        if trainer.updater.iteration >= self.stop:
+            meta = dict(in_ch=self.config.in_ch, width=self.config.width,
+                        config=self.config.name, iteration=trainer.updater.iteration)
+            save_weights(self.gen, os.path.join(trainer.out, 'gen.npz'), meta)
+            if self.dis is not None:
+                save_weights(self.dis, os.path.join(trainer.out, 'dis.npz'),
+                             dict(meta, image_size=self.config.size))
+
+
+def _write_config(config, out, b, command, resuming):
+    path = os.path.join(out, 'config.json')
+    info = dict(config=config.to_dict(), device=b.name,
+                command=command or ' '.join(sys.argv), started=time.strftime(
+                    '%Y-%m-%dT%H:%M:%SZ', time.gmtime()))
+    if resuming and os.path.exists(path):
+        with open(path) as f:
+            old = json.load(f)
+        a = dict(old.get('config', {}))
+        c = config.to_dict()
+        a.pop('iterations', None)
+        c.pop('iterations', None)
+        if a != c:
+            diff = sorted(k for k in set(a) | set(c) if a.get(k) != c.get(k))
+            raise ValueError(
+                '%s holds a snapshot of a run with a different config (%s differ). '
+                'Use another --out, or --no-resume to start over.' % (out, ', '.join(diff)))
+        info['resumed'] = old.get('resumed', []) + [info['started']]
+        info['started'] = old.get('started')
+    tmp = path + '.tmp'
+    with open(tmp, 'w') as f:
+        json.dump(info, f, indent=1)
+    os.replace(tmp, path)
+
+
+def train(config, out=None, iterations=None, device=None, resume=True, progress=True,
+          train_pairs=None, preview_pairs=None, command=None):
+    """Train (or continue training) and return the :class:`Run` when done.
+
+    ``out`` defaults to ``runs/<config name>`` in the repository.
+    """
+    if isinstance(config, str):
+        config = configs_mod.get(config)
+    if iterations is not None:
+        config = config.replace(iterations=int(iterations))
+    if out is None:
+        from . import REPO_ROOT
+        out = str(REPO_ROOT / 'runs' / config.name)
+    run = build_trainer(config, out, train_pairs, preview_pairs, resume, device, progress,
+                        command)
+    if run.iteration < config.iterations:
+        run.trainer.run()
+    return run
+
+
+def load_gen(path):
+    """The U-Net of a run folder (its gen.npz) or of a gen.npz file."""
+    if os.path.isdir(path):
+        path = os.path.join(path, 'gen.npz')
+    meta = read_meta(path)
+    gen = UNET(in_ch=meta.get('in_ch', 1), width=meta.get('width', 1.0))
+    load_weights(gen, path)
+    return gen
+
+
+def load_dis(path):
+    if os.path.isdir(path):
+        path = os.path.join(path, 'dis.npz')
+    meta = read_meta(path)
+    dis = DIS(width=meta.get('width', 1.0), image_size=meta.get('image_size'))
+    load_weights(dis, path)
+    return dis
+
+
+# ---------------------------------------------------------------------------------------
+# Shipped checkpoints (data/checkpoints/)
+# ---------------------------------------------------------------------------------------
+
+def checkpoints_dir():
+    from . import REPO_ROOT
+    return REPO_ROOT / 'data' / 'checkpoints'
+
+
+def read_manifest():
+    path = checkpoints_dir() / 'manifest.json'
+    if not path.exists():
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def load_checkpoint(name):
+    """A shipped U-Net by name ('classroom_l2', 'classroom_adv', 'classroom_adv_harsh')."""
+    path = checkpoints_dir() / name / 'gen.npz'
+    if not path.exists():
+        raise FileNotFoundError('no shipped checkpoint %r in %s' % (name, checkpoints_dir()))
+    return load_gen(str(path))
