@@ -223,11 +223,13 @@ def test_killed_build_leaves_no_truncated_file(tmp_path):
         time.sleep(0.005)
     proc.kill()
     proc.wait()
-    if proc.returncode != 0:  # killed mid-way (the usual case)
+    killed = proc.returncode != 0  # killed mid-way (the usual case)
+    if killed:
         assert not data.is_built(out)
     _all_pngs_decode(out)
     summary = openmoji.build(out, sizes=[256], limit=30, workers=1, pack_sizes=())
     assert summary['rendered'] + summary['cached'] == 30 and data.is_built(out)
+    assert summary['rendered'] > 0 or not killed
     assert _all_pngs_decode(out) == 60 and not list(out.rglob('*.tmp'))
 
 
@@ -308,10 +310,17 @@ def test_folder_cache(tmp_path):
         cv2.rectangle(img, (5, 5), (30, 30), (i * 20, 100, 200), -1)
         _write(src / ('p%02d.png' % i), img)
     (src / 'bad.webp').write_bytes(b'nope')
-    summary = data.build_folder(src, tmp_path / 'out', size=32, workers=1)
-    assert summary['skipped'] == 1 and sum(summary['pairs'].values()) == 12
+    assert data.main(['folder', str(src), '--out', str(tmp_path / 'out'), '--size', '32',
+                      '--workers', '1']) == 0
+    complete = json.loads((tmp_path / 'out' / 'COMPLETE').read_text())
+    assert complete['skipped_files'] == ['bad.webp'] and sum(complete['pairs'].values()) == 12
     train = data.load_split('train', 32, data_dir=tmp_path / 'out')
     assert train.lines.shape[1:] == (32, 32) and train.names[0].startswith('p')
+    # other line options are part of the cache's fingerprint: changing one redoes the pairs
+    summary = data.build_folder(src, tmp_path / 'out', size=32, workers=1, threshold=40)
+    assert summary['rendered'] == 12
+    binary = data.load_split('train', 32, data_dir=tmp_path / 'out')
+    assert set(np.unique(binary.lines)) <= {0, 255}
 
 
 # ---------------------------------------------------------------- committed samples

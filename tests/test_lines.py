@@ -296,3 +296,55 @@ def test_cli_on_samples(capsys):
                        '--thresholds', '64']) == 0
     out = capsys.readouterr().out
     assert 'BEST: dilate kernel=' in out and 'F1' in out
+
+
+def test_per_image_scores_and_dark_baseline():
+    color, human, _ = synthetic()
+    s = lines.score_lines(np.stack([human, np.full_like(human, 255)]), np.stack([human, human]),
+                          tolerance=0, per_image=True)
+    np.testing.assert_allclose(s['f1_per_image'], [1.0, 0.0])
+    dark = lines.extract_dark(color, level=64)
+    assert set(np.unique(dark)) <= {0, 255}
+    np.testing.assert_array_equal(dark == 0, lines.to_gray(color) < 64)
+    assert lines.score_lines(dark, human, tolerance=1)['f1'] > 0.9  # outlines are black here
+
+
+def test_figures_draw(monkeypatch):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    colors, human = _synthetic_pairs(2)
+    rows = lines.sweep((colors, human), (2, 3), (32, 64))
+    ax = lines.plot_sweep(rows)
+    assert ax.get_ylabel() == 'kernel size'
+    fig = lines.show_comparison(colors, human, [lines.extract_with(lines.best(rows), colors)],
+                                titles=['best'], credit='credit line', crop=(0, 48, 0, 48))
+    assert len(fig.axes) == 2 * 4
+    plt.close('all')
+
+
+class _LazyStack:
+    """Array-like that only supports what data.LazyImages does: shape, len, slicing."""
+
+    def __init__(self, array):
+        self._a, self.shape, self.dtype = array, array.shape, array.dtype
+        self.reads = 0
+
+    def __len__(self):
+        return len(self._a)
+
+    def __getitem__(self, idx):
+        self.reads += 1
+        return self._a[idx].copy()
+
+
+def test_sweep_reads_lazy_arrays_chunk_by_chunk():
+    colors, human = _synthetic_pairs(5)
+    lazy_c, lazy_h = _LazyStack(colors), _LazyStack(human)
+    rows = lines.sweep((lazy_c, lazy_h), (3, 5), (64,), chunk=2)
+    assert lazy_c.reads == 3                                  # 5 pictures in chunks of 2
+    assert [r['f1'] for r in rows] == [r['f1'] for r in lines.sweep((colors, human), (3, 5), (64,))]
+    # plain lists work too
+    assert lines.sweep((list(colors), list(human)), (3,), (64,))[0]['n_images'] == 5
+    with pytest.raises(ValueError, match='empty'):
+        lines.sweep((colors[:0], human[:0]), (3,), (64,))

@@ -235,20 +235,21 @@ def _lines_version():
     return hashlib.sha256(pathlib.Path(lines.__file__).read_bytes()).hexdigest()[:12]
 
 
-def _folder_pair(path, size, kernel_size):
+def _folder_pair(path, size, line_options):
     from .lines import extract_lines  # lazy: lines.py is its own lesson
     color = read_image(path)
     if size is not None:
         color = fit_square(color, size)
-    return extract_lines(color, kernel_size=kernel_size), color
+    return extract_lines(color, **line_options), color
 
 
-def pairs_from_folder(folder, size=None, kernel_size=3, limit=None):
+def pairs_from_folder(folder, size=None, kernel_size=3, limit=None, **line_options):
     """Pairs from a folder of your own colored pictures (PNG/JPEG/WebP, recursive).
 
     Lines come from :func:`tutorial_lib.lines.extract_lines`. With `size` (a multiple of
     16) every picture is scaled so its shorter side is `size` and center-cropped to a
-    square; with ``size=None`` all pictures must already have one common size. Files that
+    square; with ``size=None`` all pictures must already have one common size. Other
+    keyword arguments (e.g. ``threshold``) go to ``extract_lines``. Files that
     cannot be read are skipped with a warning naming each. Names are paths relative to
     `folder`. For thousands of pictures use ``python -m tutorial_lib.data folder`` instead
     (it caches them on disk and loads lazily).
@@ -264,7 +265,7 @@ def pairs_from_folder(folder, size=None, kernel_size=3, limit=None):
         if limit is not None and len(names) >= limit:
             break
         try:
-            line, color = _folder_pair(path, size, kernel_size)
+            line, color = _folder_pair(path, size, dict(line_options, kernel_size=kernel_size))
         except (ValueError, OSError) as e:
             warnings.warn('skipping %s: %s' % (path, e), stacklevel=2)
             continue
@@ -331,7 +332,7 @@ def _pair_done(out, size, stem):
 
 def _work(task):
     """Render/convert one item at every size still missing. Runs in a worker process."""
-    kind, src, stem, sizes, out, kernel_size = task
+    kind, src, stem, sizes, out, line_options = task
     todo = [s for s in sizes if not _pair_done(out, s, stem)]
     if not todo:
         return stem, 'cached', ''
@@ -340,7 +341,7 @@ def _work(task):
             from . import openmoji
             pairs = openmoji.render_pairs(src, todo)
         else:
-            pairs = {s: _folder_pair(src, s, kernel_size) for s in todo}
+            pairs = {s: _folder_pair(src, s, line_options) for s in todo}
     except SkipItem as e:
         return stem, 'skipped', str(e)
     except (ValueError, OSError) as e:  # user pictures only: unreadable file
@@ -371,7 +372,7 @@ def _load_order(names, salt):
 
 
 def build_cache(out, kind, items, sizes, workers=None, pack_sizes=DEFAULT_PACK_SIZES,
-                kernel_size=3, meta=None, fingerprint=None):
+                line_options=None, meta=None, fingerprint=None):
     """Write (or finish) a pair cache. items: [{name, file, src, split, ...}].
 
     fingerprint: what the pixels depend on (package versions, line kernel...). A cache
@@ -397,7 +398,7 @@ def build_cache(out, kind, items, sizes, workers=None, pack_sizes=DEFAULT_PACK_S
     for size in sizes:
         (out / 'png' / str(size)).mkdir(parents=True, exist_ok=True)
 
-    tasks = [(kind, str(it['src']), it['file'], sizes, str(out), kernel_size) for it in items]
+    tasks = [(kind, str(it['src']), it['file'], sizes, str(out), line_options or {}) for it in items]
     counts, skipped = {'rendered': 0, 'cached': 0, 'skipped': 0}, {}
     by_stem = {it['file']: it for it in items}
     bar = tqdm(_run(tasks, workers), total=len(tasks), desc='pairs', unit='pic', smoothing=0.05)
@@ -481,8 +482,9 @@ def read_index(data_dir=None):
     d = pathlib.Path(data_dir) if data_dir is not None else default_data_dir()
     if not is_built(d):
         raise FileNotFoundError(
-            'The OpenMoji pairs are not built in %s. Run `make data` in the repository (or '
-            '`python -m tutorial_lib.data build --out %s`); it takes a few minutes.' % (d, d))
+            'No finished pair cache in %s. For the OpenMoji pairs run `make data` in the '
+            'repository (or `python -m tutorial_lib.data build --out %s`); it takes a few '
+            'minutes.' % (d, d))
     return json.loads((d / 'index.json').read_text(encoding='utf-8'))
 
 
@@ -574,7 +576,7 @@ def _safe_stem(relpath):
 
 
 def build_folder(src, out, size=256, kernel_size=3, workers=None, test_percent=10,
-                 pack_sizes=DEFAULT_PACK_SIZES):
+                 pack_sizes=DEFAULT_PACK_SIZES, **line_options):
     """Cache a folder of colored pictures as pairs (same layout as the OpenMoji cache).
 
     The split is by a stable hash of each file's relative path (`test_percent` % test).
@@ -590,9 +592,10 @@ def build_folder(src, out, size=256, kernel_size=3, workers=None, test_percent=1
         digest = hashlib.sha256(('%s:%s' % (FOLDER_SALT, rel)).encode()).digest()
         split = 'test' if int.from_bytes(digest[:8], 'big') % 100 < test_percent else 'train'
         items.append(dict(name=rel, file=_safe_stem(rel), src=path, split=split))
-    summary = build_cache(out, 'folder', items, [size], workers, pack_sizes, kernel_size,
-                          meta=dict(folder=str(src.resolve()), kernel_size=kernel_size),
-                          fingerprint=dict(kernel_size=kernel_size, lines=_lines_version()))
+    line_options = dict(line_options, kernel_size=kernel_size)
+    summary = build_cache(out, 'folder', items, [size], workers, pack_sizes, line_options,
+                          meta=dict(folder=str(src.resolve()), line_options=line_options),
+                          fingerprint=dict(line_options=line_options, lines=_lines_version()))
     if not any(summary['pairs'].values()):
         raise ValueError('none of the %d files in %s could be read; expected %s'
                          % (len(files), src, ACCEPTED))
@@ -629,6 +632,7 @@ def main(argv=None):
     f.add_argument('--out', type=pathlib.Path, required=True)
     f.add_argument('--size', type=int, default=256)
     f.add_argument('--kernel-size', type=int, default=3)
+    f.add_argument('--threshold', type=int, default=None, help='binarize lines (see lines.py)')
     f.add_argument('--test-percent', type=int, default=10)
     f.add_argument('--workers', type=int, default=None)
     s = sub.add_parser('samples', help='regenerate data/samples from the OpenMoji SVGs')
@@ -640,14 +644,19 @@ def main(argv=None):
     if args.command == 'build':
         from . import openmoji
         out = args.out or default_data_dir()
+        if args.limit is not None and out.resolve() == default_data_dir().resolve():
+            # A partial cache in the default folder would look complete to `make data`.
+            parser.error('--limit builds a partial data set; give it its own --out folder '
+                         '(the default %s is reserved for the full build)' % out)
         print(CREDIT)
         summary = openmoji.build(out, args.sizes, limit=args.limit, workers=args.workers,
                                  pack_sizes=args.pack_sizes)
         _print_summary(out, summary)
         print(CREDIT)
     elif args.command == 'folder':
+        options = {} if args.threshold is None else dict(threshold=args.threshold)
         summary = build_folder(args.src, args.out, args.size, args.kernel_size, args.workers,
-                               args.test_percent)
+                               args.test_percent, **options)
         _print_summary(args.out, summary)
     elif args.command == 'samples':
         from . import openmoji

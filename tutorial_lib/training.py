@@ -140,7 +140,31 @@ def load_pairs(config, split='train'):
                   'not for measuring anything.', file=sys.stderr)
         pairs = data.load_samples(size=config.size)
         return _take(pairs, config.train_limit)
-    return data.load_split('train', config.size, limit=config.train_limit, seed=config.seed)
+    return load_split_resized('train', config.size, limit=config.train_limit,
+                              seed=config.seed)
+
+
+def load_split_resized(split, size, limit=None, seed=None):
+    """``data.load_split`` at any size: sizes the cache does not hold (it has 128, 256 and
+    512) are made from the next larger built size with area interpolation."""
+    from . import data
+    index = data.read_index()
+    built = sorted(index['sizes'])
+    if size in built:
+        return data.load_split(split, size, limit=limit, seed=seed)
+    source = min([b for b in built if b > size] or [max(built)])
+    pairs = data.load_split(split, source, limit=limit, seed=seed)
+    return resize_pairs(pairs, size)
+
+
+def resize_pairs(pairs, size):
+    import cv2
+    interp = cv2.INTER_AREA if size < pairs.lines.shape[1] else cv2.INTER_CUBIC
+    lines = np.stack([cv2.resize(np.asarray(x), (size, size), interpolation=interp)
+                      for x in pairs.lines]) if len(pairs) else np.zeros((0, size, size), np.uint8)
+    colors = np.stack([cv2.resize(np.asarray(x), (size, size), interpolation=interp)
+                       for x in pairs.colors]) if len(pairs) else np.zeros((0, size, size, 3), np.uint8)
+    return SimplePairs(list(pairs.names), lines, colors, getattr(pairs, 'split', None))
 
 
 def _take(pairs, n):
@@ -652,3 +676,74 @@ def load_checkpoint(name):
     if not path.exists():
         raise FileNotFoundError('no shipped checkpoint %r in %s' % (name, checkpoints_dir()))
     return load_gen(str(path))
+
+
+@dataclass
+class Trained:
+    """A U-Net ready for the notebooks, and where it came from."""
+    gen: object
+    log: list      # LogReport entries (may be empty)
+    source: str    # in words: 'shipped checkpoint ...', 'trained now ...'
+    folder: str    # the run folder or the checkpoint folder
+    config: object
+
+
+def quick_variant(config):
+    """The tiny 'quick' config with the loss settings of ``config`` (QUICK mode)."""
+    q = configs_mod.get('quick')
+    return q.replace(name='quick_' + config.name, rec_loss=config.rec_loss,
+                     adv_weight=config.adv_weight)
+
+
+def obtain(name, quick=False, retrain=False, progress=True, out=None):
+    """Get the U-Net of a named config the way a notebook wants it.
+
+    * ``quick=True``: train the tiny :func:`quick_variant` for a few iterations now
+      (seconds; the pictures will be meaningless, the machinery is the point);
+    * ``retrain=True``: train the named config now (resumes ``runs/<name>`` if it exists);
+    * otherwise: load the shipped checkpoint ``data/checkpoints/<name>`` and its log,
+      or train if none is shipped.
+    """
+    config = configs_mod.get(name) if isinstance(name, str) else name
+    if quick:
+        config = quick_variant(config)
+        from . import REPO_ROOT
+        out = out or str(REPO_ROOT / 'runs' / config.name)
+        run = train(config, out=out, resume=False, progress=progress)
+        return Trained(run.gen, read_log(out), 'trained now (QUICK mode, %d iterations of '
+                       'config %s)' % (run.iteration, config.name), out, config)
+    folder = checkpoints_dir() / config.name
+    if not retrain and (folder / 'gen.npz').exists():
+        gen = load_gen(str(folder / 'gen.npz'))
+        log = []
+        if (folder / 'log.json').exists():
+            with open(folder / 'log.json') as f:
+                log = json.load(f)
+        meta = read_meta(str(folder / 'gen.npz'))
+        return Trained(gen, log, 'shipped checkpoint data/checkpoints/%s (%s iterations)'
+                       % (config.name, meta.get('iteration', '?')), str(folder), config)
+    run = train(config, out=out, progress=progress)
+    return Trained(run.gen, read_log(run.out), 'trained now (%d iterations of config %s, '
+                   'folder %s)' % (run.iteration, config.name, run.out), run.out, config)
+
+
+def show_comparison(gens, pairs, credit=None, title=None, cell=1.3):
+    """One figure: line art, then one row per model (dict label -> U-Net), then the truth."""
+    import matplotlib.pyplot as plt
+    rows = [('line art', np.repeat(np.asarray(pairs.lines)[..., None], 3, axis=3))]
+    rows += [(label, colorize(g, np.asarray(pairs.lines))) for label, g in gens.items()]
+    rows.append(('ground truth', np.asarray(pairs.colors)))
+    n = len(pairs.lines)
+    fig, axes = plt.subplots(len(rows), 1, figsize=(cell * n + 1.5, cell * len(rows) + 0.6),
+                             squeeze=False)
+    for ax, (label, imgs) in zip(axes[:, 0], rows):
+        ax.imshow(np.concatenate(list(imgs), axis=1))
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel(label, rotation=0, ha='right', va='center', fontsize=9)
+    if title:
+        fig.suptitle(title)
+    if credit:
+        fig.text(0.5, 0.005, credit, ha='center', va='bottom', fontsize=7, color='0.35')
+    fig.tight_layout(rect=(0, 0.03 if credit else 0, 1, 1))
+    return fig

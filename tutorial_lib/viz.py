@@ -26,7 +26,9 @@ def show_grid(images, titles=None, ncols=6, size=2.0, credit=None, suptitle=None
         img = _as_displayable(images[i])
         ax.imshow(img, cmap='gray' if img.ndim == 2 else None, vmin=0, vmax=255)
         if titles is not None:
-            ax.set_title(str(titles[i]), fontsize=8)
+            title = str(titles[i])
+            # long ZWJ-sequence hexcodes would run into the neighbouring titles
+            ax.set_title(title if len(title) <= 16 else title[:15] + '…', fontsize=8)
     if suptitle:
         fig.suptitle(suptitle)
     if credit:
