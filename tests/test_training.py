@@ -158,3 +158,28 @@ def test_named_configs_are_sane():
     assert configs.get('blog_adv').width == 1 and configs.get('blog_adv').batch_size == 16
     with pytest.raises(KeyError):
         configs.get('nope')
+
+
+def test_shipped_checkpoints_match_their_manifest():
+    import hashlib
+    manifest = training.read_manifest()
+    if not manifest:
+        pytest.skip('no data/checkpoints/manifest.json yet')
+    entries = manifest['checkpoints']
+    assert {'classroom_l2', 'classroom_adv', 'classroom_adv_harsh'} <= set(entries)
+    for name, entry in entries.items():
+        folder = training.checkpoints_dir() / name
+        for fname, f in entry['files'].items():
+            data = (folder / fname).read_bytes()
+            assert len(data) <= 10 * 2 ** 20, fname
+            assert hashlib.sha256(data).hexdigest() == f['sha256'], (name, fname)
+        assert 'CC BY-SA 4.0' in entry['license']
+        assert entry['command'].split('python -m tutorial_lib.train', 1)[1]
+        assert set(entry['test_metrics']) >= {'psnr', 'ssim', 'colorfulness_ratio',
+                                              'line_preservation'}
+        gen = training.load_checkpoint(name)
+        cfg = configs.CONFIGS[name]
+        assert entry['config']['adv_weight'] == cfg.adv_weight   # configs.py still agrees
+        assert gen.width == cfg.width and entry['iterations'] == cfg.iterations
+        out = models.colorize(gen, np.full((1, 32, 32), 255, np.uint8))
+        assert out.shape == (1, 32, 32, 3)

@@ -55,8 +55,11 @@ off and on; ``with fastconv.stock(): ...`` runs a block on stock Chainer (for
 comparisons); ``fastconv.is_enabled()`` tells which one is active.
 """
 import contextlib
+import ctypes
+import glob
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from . import compat  # noqa: F401  (before chainer)
 import numpy
@@ -65,8 +68,9 @@ from chainer.functions.connection import convolution_2d as _c2d
 from chainer.functions.connection import deconvolution_2d as _d2d
 from chainer.utils import conv as _conv
 
-__all__ = ['enable', 'disable', 'is_enabled', 'stock', 'enable_from_env',
-           'conv2d_forward', 'conv2d_grad_w', 'deconv2d_forward', 'im2col', 'col2im']
+__all__ = ['enable', 'disable', 'is_enabled', 'stock', 'fast', 'enable_from_env',
+           'conv2d_forward', 'conv2d_grad_w', 'deconv2d_forward', 'im2col', 'col2im',
+           'blas_info']
 
 _ConvF = _c2d.Convolution2DFunction
 _ConvGW = _c2d.Convolution2DGradW
@@ -79,67 +83,241 @@ _ORIGINAL = {
     _DeconvF: _DeconvF.__dict__['_forward_cpu_core'],
 }
 
-# Work is done in blocks of columns: im2col writes about BLOCK_BYTES of columns into a
-# small reused buffer, BLAS multiplies them while they are still in cache. MIN_COLS keeps
-# each matrix product wide enough for BLAS to run near its peak.
-BLOCK_BYTES = 2 << 20
+# Tuning knobs (module attributes, read at every call).
+# Work is cut into blocks of about BLOCK_BYTES of im2col columns (at least MIN_COLS
+# columns, so that each matrix product stays efficient); a block is written into a small
+# per-thread buffer and multiplied while it is still in cache.
+BLOCK_BYTES = 4 << 20
 MIN_COLS = 256
-GRAD_W_MIN_COLS = 512
+# Worker threads. None: as many as the BLAS library is set to use (OPENBLAS_NUM_THREADS
+# etc. are honoured); 1: no worker threads, BLAS keeps its own threading.
+THREADS = None
 
 _DTYPES = (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64))
 _lock = threading.RLock()
 
 
 # ----------------------------------------------------------------------------------
-# Building blocks (pure numpy; usable and testable without Chainer)
+# Threads: blocks run on a few Python threads, each calling a single-threaded BLAS
 # ----------------------------------------------------------------------------------
 
-def _valid_range(out_size, offset, stride, pad, in_size):
-    """Output indices a in [lo, hi) whose input index a*stride - pad + offset lies in
-    [0, in_size)."""
-    # a * stride >= pad - offset  ->  a >= ceil((pad - offset) / stride)
-    lo = max(0, -((offset - pad) // stride))
-    # a * stride <= in_size - 1 + pad - offset
-    hi = min(out_size, (in_size - 1 + pad - offset) // stride + 1)
-    return lo, max(lo, hi)
+class _Blas:
+    """The OpenBLAS that numpy is linked to, found through ctypes (no threadpoolctl):
+    its threading mode and functions to get/set its thread count."""
+
+    _NAMES = [('scipy_openblas_get_num_threads64_', 'scipy_openblas_set_num_threads64_',
+               'scipy_openblas_get_parallel64_'),
+              ('scipy_openblas_get_num_threads', 'scipy_openblas_set_num_threads',
+               'scipy_openblas_get_parallel'),
+              ('openblas_get_num_threads64_', 'openblas_set_num_threads64_',
+               'openblas_get_parallel64_'),
+              ('openblas_get_num_threads', 'openblas_set_num_threads',
+               'openblas_get_parallel')]
+
+    def __init__(self):
+        self.path, self.get, self.set, self.mode = None, None, None, 'unknown'
+        for path in self._candidates():
+            try:
+                lib = ctypes.CDLL(path)
+            except OSError:
+                continue
+            for get_name, set_name, par_name in self._NAMES:
+                if not (hasattr(lib, get_name) and hasattr(lib, set_name)):
+                    continue
+                get, set_ = getattr(lib, get_name), getattr(lib, set_name)
+                get.restype, get.argtypes = ctypes.c_int, []
+                set_.restype, set_.argtypes = None, [ctypes.c_int]
+                mode = 'pthreads'  # OpenBLAS's default build
+                if hasattr(lib, par_name):
+                    par = getattr(lib, par_name)
+                    par.restype, par.argtypes = ctypes.c_int, []
+                    mode = {0: 'sequential', 1: 'pthreads', 2: 'openmp'}.get(par(), 'unknown')
+                self.path, self.get, self.set, self.mode = path, get, set_, mode
+                return
+
+    @staticmethod
+    def _candidates():
+        found = []
+        try:  # Linux: the libraries this process has loaded
+            with open('/proc/self/maps') as maps:
+                for line in maps:
+                    path = line.split(None, 5)[-1].strip() if '/' in line else ''
+                    if 'openblas' in os.path.basename(path).lower() and path not in found:
+                        found.append(path)
+        except OSError:
+            pass
+        site = os.path.dirname(os.path.dirname(numpy.__file__))
+        for pattern in ('numpy.libs/*openblas*', 'numpy/.dylibs/*openblas*'):
+            for path in sorted(glob.glob(os.path.join(site, pattern))):
+                if path not in found:
+                    found.append(path)
+        return found
 
 
-def _chunks(n, rows, row_len, col_bytes, target_bytes, min_cols):
-    """Split the columns (n, rows, row_len) of a column array into blocks of about
-    ``target_bytes``: whole samples when a sample is small, else runs of rows of one
-    sample. Yields (n0, n1, r0, r1)."""
-    cols = max(min_cols, target_bytes // max(1, col_bytes))
-    per_sample = rows * row_len
-    if per_sample <= cols:
-        nb = max(1, cols // per_sample)
-        for n0 in range(0, n, nb):
-            yield n0, min(n, n0 + nb), 0, rows
-    else:
-        nr = max(1, cols // row_len)
-        for n0 in range(n):
-            for r0 in range(0, rows, nr):
-                yield n0, n0 + 1, r0, min(rows, r0 + nr)
+_blas = None
+_pool = None
+_pool_key = None
+_run_lock = threading.Lock()
+_tls = threading.local()
 
 
-def _im2col_block(x, kh, kw, sy, sx, ph, pw, n0, n1, r0, r1, out_w, buf):
-    """Write the im2col columns of samples [n0, n1) and output rows [r0, r1) into ``buf``
-    (a C-contiguous array of at least C*kh*kw*(n1-n0)*(r1-r0)*out_w elements) and return
-    them as a (C*kh*kw, (n1-n0)*(r1-r0)*out_w) view of it.
+def _get_blas():
+    global _blas
+    if _blas is None:
+        _blas = _Blas()
+    return _blas
 
-    Column (n, a, b), row (c, i, j) holds x[n, c, a*sy - ph + i, b*sx - pw + j], 0 outside.
-    """
+
+def _cpu_count():
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _threads():
+    """How many threads the blocks of one convolution may run on."""
+    if THREADS is not None:
+        return max(1, int(THREADS))
+    blas = _get_blas()
+    if blas.mode == 'pthreads':
+        return max(1, min(blas.get(), _cpu_count()))
+    if blas.mode == 'sequential':
+        return _cpu_count()
+    return 1  # MKL, Accelerate, OpenMP OpenBLAS, ...: leave threading to the BLAS
+
+
+def blas_info():
+    """What the fast path found: the BLAS library, its threading, the threads it uses."""
+    blas = _get_blas()
+    return {'library': blas.path, 'mode': blas.mode,
+            'blas_threads': blas.get() if blas.get else None, 'fastconv_threads': _threads()}
+
+
+def _get_pool(workers):
+    global _pool, _pool_key
+    key = (os.getpid(), workers)  # a forked child needs threads of its own
+    if _pool is None or _pool_key[0] != key[0] or _pool_key[1] < workers:
+        if _pool is not None and _pool_key[0] == key[0]:
+            _pool.shutdown(wait=False)
+        _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix='fastconv')
+        _pool_key = key
+    return _pool
+
+
+def _run(tasks, work, threads):
+    """[work(t) for t in tasks], on up to ``threads`` threads that take the tasks in order
+    from a shared queue (so a thread slowed down by another program simply takes fewer).
+    While they run, BLAS is set to one thread per caller; results keep the task order."""
+    tasks = list(tasks)
+    results = [None] * len(tasks)
+    workers = min(threads, len(tasks))
+    if workers <= 1:
+        for i, task in enumerate(tasks):
+            results[i] = work(task)
+        return results
+    queue = iter(enumerate(tasks))
+    take = threading.Lock()
+    errors = []
+
+    def worker():
+        while not errors:
+            with take:
+                item = next(queue, None)
+            if item is None:
+                return
+            try:
+                results[item[0]] = work(item[1])
+            except BaseException as e:  # stop everyone, re-raise in the caller
+                errors.append(e)
+                return
+
+    blas = _get_blas()
+    with _run_lock:
+        previous = blas.get() if blas.mode == 'pthreads' else None
+        if previous is not None and previous != 1:
+            blas.set(1)
+        try:
+            futures = [_get_pool(workers - 1).submit(worker) for _ in range(workers - 1)]
+            worker()  # the calling thread works too
+            for f in futures:
+                if not f.cancel():  # started: wait for it; never started: nothing to do
+                    f.result()
+        finally:
+            if previous is not None and previous != 1:
+                blas.set(previous)
+    if errors:
+        raise errors[0]
+    return results
+
+
+def _scratch(slot, count, dtype):
+    """A per-thread reusable buffer of ``count`` elements (reusing memory avoids page
+    faults on every call; the largest block size per thread stays allocated)."""
+    bufs = getattr(_tls, 'bufs', None)
+    if bufs is None:
+        bufs = _tls.bufs = {}
+    nbytes = count * dtype.itemsize
+    buf = bufs.get(slot)
+    if buf is None or buf.nbytes < nbytes:
+        buf = bufs[slot] = numpy.empty(max(nbytes, 64), dtype=numpy.uint8)
+    return buf[:nbytes].view(dtype)
+
+
+# ----------------------------------------------------------------------------------
+# Building blocks (numpy only)
+# ----------------------------------------------------------------------------------
+
+def _tap_range(lo, hi, offset, stride, pad, t_lo, t_hi):
+    """Indices a in [lo, hi) with t_lo <= a*stride - pad + offset < t_hi, as a range."""
+    a0 = max(lo, -((offset - pad - t_lo) // stride))
+    a1 = min(hi, (t_hi - 1 + pad - offset) // stride + 1)
+    return a0, max(a0, a1)
+
+
+def _split(total, parts):
+    """[0, total) cut into ``parts`` contiguous, nearly equal ranges."""
+    parts = max(1, min(parts, total))
+    return [(total * i // parts, total * (i + 1) // parts) for i in range(parts)]
+
+
+def _plan(n, rows, row_len, col_bytes, threads):
+    """Blocks (n0, n1, r0, r1) of the columns (n samples x rows x row_len) of a column
+    array whose column takes ``col_bytes``: each about BLOCK_BYTES and at least
+    MIN_COLS columns, at least ``threads`` blocks when there is enough work. A block is
+    either whole samples [n0, n1) or rows [r0, r1) of one sample."""
+    total = n * rows * row_len
+    nblocks = max(-(-total * col_bytes // BLOCK_BYTES), threads)
+    nblocks = max(1, min(nblocks, total // MIN_COLS))
+    if nblocks <= n:
+        return [(n0, n1, 0, rows) for n0, n1 in _split(n, nblocks)]
+    per_sample = -(-nblocks // n)
+    return [(i, i + 1, r0, r1) for i in range(n) for r0, r1 in _split(rows, per_sample)]
+
+
+def _per_sample_contiguous(a):
+    """``a`` itself when every a[i] is C-contiguous (so a[i].reshape is a view)."""
+    _, c, h, w = a.shape
+    isz = a.dtype.itemsize
+    if a.strides[1:] == (h * w * isz, w * isz, isz) or c * h * w <= 1:
+        return a
+    return numpy.ascontiguousarray(a)
+
+
+def _im2col_block(x, kh, kw, sy, sx, ph, pw, n0, n1, r0, r1, out_w, col):
+    """Fill ``col`` (C, kh, kw, n1-n0, r1-r0, out_w), any strides, with the im2col
+    columns of samples [n0, n1) and output rows [r0, r1): entry (c, i, j, n, a, b) is
+    x[n0 + n, c, (r0 + a)*sy - ph + i, b*sx - pw + j], or 0 outside the image.
+    One strided slice copy per kernel tap; only the border strips are zeroed."""
     _, c, h, w = x.shape
-    nb, rows = n1 - n0, r1 - r0
-    size = c * kh * kw * nb * rows * out_w
-    col = buf[:size].reshape(c, kh, kw, nb, rows, out_w)
+    rows = r1 - r0
     src = x[n0:n1].transpose(1, 0, 2, 3)           # (C, nb, H, W), a view
     for i in range(kh):
-        lo, hi = _valid_range(r1, i, sy, ph, h)
-        a0, a1 = max(lo, r0) - r0, max(min(hi, r1), r0) - r0   # local rows with data
-        a1 = max(a0, a1)
-        y0 = (a0 + r0) * sy - ph + i
+        lo, hi = _tap_range(r0, r1, i, sy, ph, 0, h)
+        a0, a1 = lo - r0, hi - r0
+        y0 = lo * sy - ph + i
         for j in range(kw):
-            b0, b1 = _valid_range(out_w, j, sx, pw, w)
+            b0, b1 = _tap_range(0, out_w, j, sx, pw, 0, w)
             x0 = b0 * sx - pw + j
             tap = col[:, i, j]                     # (C, nb, rows, out_w)
             if a0 > 0:
@@ -155,24 +333,24 @@ def _im2col_block(x, kh, kw, sy, sx, ph, pw, n0, n1, r0, r1, out_w, buf):
                     tap[:, :, a0:a1, b0:b1] = src[
                         :, :, y0:y0 + (a1 - a0 - 1) * sy + 1:sy,
                         x0:x0 + (b1 - b0 - 1) * sx + 1:sx]
-    return col.reshape(c * kh * kw, nb * rows * out_w)
+    return col
 
 
-def _col2im_block_add(img, gcol, sy, sx, ph, pw, n0, n1, r0, r1):
-    """img[n0:n1] += col2im of the columns (samples [n0, n1), rows [r0, r1)) in ``gcol``,
-    a (C, kh, kw, n1-n0, r1-r0, out_w) array: the adjoint of :func:`_im2col_block`."""
-    _, _, h, w = img.shape
-    _, kh, kw, _, _, out_w = gcol.shape
+def _col2im_block_add(img, gcol, sy, sx, ph, pw, n0, n1, r0, r1, t0, t1):
+    """The adjoint of :func:`_im2col_block`, restricted to image rows [t0, t1):
+    img[n0:n1, :, t0:t1] += col2im(gcol), where gcol (C, kh, kw, n1-n0, r1-r0, in_w)
+    holds the columns of rows [r0, r1)."""
+    _, _, _, w = img.shape
+    _, kh, kw, _, _, in_w = gcol.shape
     dst = img[n0:n1].transpose(1, 0, 2, 3)         # (C, nb, H, W), a view
     for i in range(kh):
-        lo, hi = _valid_range(r1, i, sy, ph, h)
-        a0, a1 = max(lo, r0), min(hi, r1)
+        a0, a1 = _tap_range(r0, r1, i, sy, ph, t0, t1)
         if a1 <= a0:
             continue
         y0 = a0 * sy - ph + i
         rows = slice(y0, y0 + (a1 - a0 - 1) * sy + 1, sy)
         for j in range(kw):
-            b0, b1 = _valid_range(out_w, j, sx, pw, w)
+            b0, b1 = _tap_range(0, in_w, j, sx, pw, 0, w)
             if b1 <= b0:
                 continue
             x0 = b0 * sx - pw + j
@@ -183,118 +361,156 @@ def _col2im_block_add(img, gcol, sy, sx, ph, pw, n0, n1, r0, r1):
 def im2col(x, kh, kw, sy, sx, ph, pw, out_h, out_w):
     """The whole column array of ``x`` (N, C, H, W): shape (C*kh*kw, N*out_h*out_w)."""
     n, c = x.shape[:2]
-    buf = numpy.empty(c * kh * kw * n * out_h * out_w, dtype=x.dtype)
-    return _im2col_block(x, kh, kw, sy, sx, ph, pw, 0, n, 0, out_h, out_w, buf)
+    col = numpy.empty((c, kh, kw, n, out_h, out_w), dtype=x.dtype)
+    _im2col_block(x, kh, kw, sy, sx, ph, pw, 0, n, 0, out_h, out_w, col)
+    return col.reshape(c * kh * kw, n * out_h * out_w)
 
 
 def col2im(col, sy, sx, ph, pw, h, w):
-    """Sum a (N, C, kh, kw, out_h, out_w) column array (any strides; Chainer's layout)
+    """Sum a (N, C, kh, kw, out_h, out_w) column array (Chainer's layout, any strides)
     back into a new (N, C, h, w) image: the adjoint of im2col."""
     n, c = col.shape[:2]
     img = numpy.zeros((n, c, h, w), dtype=col.dtype)
     _col2im_block_add(img, col.transpose(1, 2, 3, 0, 4, 5), sy, sx, ph, pw,
-                      0, n, 0, col.shape[4])
+                      0, n, 0, col.shape[4], 0, h)
     return img
 
 
-def _blocks_and_buffer(n, rows, row_len, col_bytes, dtype, min_cols=None):
-    blocks = list(_chunks(n, rows, row_len, col_bytes, BLOCK_BYTES,
-                          MIN_COLS if min_cols is None else min_cols))
-    big = max((n1 - n0) * (r1 - r0) for n0, n1, r0, r1 in blocks) * row_len
-    return blocks, big
-
+# ----------------------------------------------------------------------------------
+# The three operations
+# ----------------------------------------------------------------------------------
 
 def _conv_im2col(x, W, b, sy, sx, ph, pw, out_h, out_w):
-    """Convolution as blocks of im2col columns times W (O, C*kh*kw)."""
+    """Convolution as blocks of im2col columns multiplied by W (O, C*kh*kw)."""
     n, c, h, w = x.shape
     o, _, kh, kw = W.shape
-    k, p = c * kh * kw, out_h * out_w
+    k, p, dtype = c * kh * kw, out_h * out_w, x.dtype
     W2 = numpy.ascontiguousarray(W).reshape(o, k)
     bias = None if b is None else b.reshape(o, 1)
-    y = numpy.empty((n, o, out_h, out_w), dtype=x.dtype)
+    y = numpy.empty((n, o, out_h, out_w), dtype=dtype)
     y3 = y.reshape(n, o, p)
-    blocks, big = _blocks_and_buffer(n, out_h, out_w, k * x.dtype.itemsize, x.dtype)
-    buf = numpy.empty(k * big, dtype=x.dtype)
-    tmp = None
-    for n0, n1, r0, r1 in blocks:
-        col = _im2col_block(x, kh, kw, sy, sx, ph, pw, n0, n1, r0, r1, out_w, buf)
-        if n1 - n0 == 1:
-            out = y3[n0, :, r0 * out_w:r1 * out_w]     # (O, cols), row stride P
-            numpy.matmul(W2, col, out=out)
-            if bias is not None:
-                out += bias
+
+    def work(block):
+        n0, n1, r0, r1 = block
+        nb, cols = n1 - n0, (n1 - n0) * (r1 - r0) * out_w
+        col = _scratch('col', k * cols, dtype)
+        _im2col_block(x, kh, kw, sy, sx, ph, pw, n0, n1, r0, r1, out_w,
+                      col.reshape(c, kh, kw, nb, r1 - r0, out_w))
+        col = col.reshape(k, cols)
+        if nb == 1:                                # straight into y (row stride P)
+            out = numpy.matmul(W2, col, out=y3[n0, :, r0 * out_w:r1 * out_w])
         else:
-            if tmp is None:
-                tmp = numpy.empty(o * big, dtype=x.dtype)
-            res = numpy.matmul(W2, col, out=tmp[:o * col.shape[1]].reshape(o, -1))
-            if bias is not None:
-                res += bias
-            y3[n0:n1] = res.reshape(o, n1 - n0, p).transpose(1, 0, 2)
+            out = numpy.matmul(W2, col, out=_scratch('out', o * cols, dtype).reshape(o, cols))
+        if bias is not None:
+            out += bias
+        if nb > 1:
+            y3[n0:n1] = out.reshape(o, nb, p).transpose(1, 0, 2)
+
+    threads = _threads()
+    _run(_plan(n, out_h, out_w, k * dtype.itemsize, threads), work, threads)
     return y
 
 
 def _deconv_col2im(x, W, b, sy, sx, ph, pw, out_h, out_w):
-    """Transposed convolution as blocks of W^T (Cout*kh*kw, Cin) times x, then col2im."""
+    """Transposed convolution as blocks of W^T (Cout*kh*kw, Cin) times x, then col2im.
+    Every block owns whole output rows (and reads the input rows that reach them), so
+    blocks on different threads never add into the same pixel."""
     n, cin, h, w = x.shape
     _, cout, kh, kw = W.shape
-    k, p = cout * kh * kw, h * w
+    k, p, dtype = cout * kh * kw, h * w, x.dtype
+    x = _per_sample_contiguous(x)
     Wt = numpy.ascontiguousarray(W).reshape(cin, k).T   # (K, Cin), a transposed view
-    y = numpy.zeros((n, cout, out_h, out_w), dtype=x.dtype)
-    blocks, big = _blocks_and_buffer(n, h, w, k * x.dtype.itemsize, x.dtype)
-    buf = numpy.empty(k * big, dtype=x.dtype)
-    xbuf = None
-    x_n, x2 = -1, None
-    for n0, n1, r0, r1 in blocks:
+    y = numpy.zeros((n, cout, out_h, out_w), dtype=dtype)
+    threads = _threads()
+    tasks = []
+    for n0, n1, r0, r1 in _plan(n, h, w, k * dtype.itemsize, threads):
+        if r0 == 0 and r1 == h:
+            tasks.append((n0, n1, 0, h, 0, out_h))
+            continue
+        t0 = 0 if r0 == 0 else min(out_h, r0 * sy)
+        t1 = out_h if r1 == h else min(out_h, r1 * sy)
+        if t1 > t0:
+            a0 = max(0, -(-(t0 + ph - kh + 1) // sy))
+            a1 = min(h, (t1 - 1 + ph) // sy + 1)
+            tasks.append((n0, n1, a0, max(a0, a1), t0, t1))
+
+    def work(task):
+        n0, n1, r0, r1, t0, t1 = task
         nb, rows = n1 - n0, r1 - r0
-        if nb == 1:
-            if x_n != n0:                              # one sample as (Cin, h*w)
-                x_n, x2 = n0, x[n0].reshape(cin, p)
-            xc = x2[:, r0 * w:r1 * w]
-        else:
-            if xbuf is None:
-                xbuf = numpy.empty(cin * big, dtype=x.dtype)
-            xc = xbuf[:cin * nb * p].reshape(cin, nb, p)
-            xc[...] = x[n0:n1].reshape(nb, cin, p).transpose(1, 0, 2)
-            xc = xc.reshape(cin, nb * p)
-        gcol = numpy.matmul(Wt, xc, out=buf[:k * nb * rows * w].reshape(k, -1))
-        _col2im_block_add(y, gcol.reshape(cout, kh, kw, nb, rows, w),
-                          sy, sx, ph, pw, n0, n1, r0, r1)
-    if b is not None:
-        y += b.reshape(1, cout, 1, 1)
+        if rows > 0:
+            cols = nb * rows * w
+            if nb == 1:
+                xc = x[n0].reshape(cin, p)[:, r0 * w:r1 * w]
+            else:
+                xc = _scratch('in', cin * cols, dtype).reshape(cin, nb, p)
+                xc[...] = x[n0:n1].reshape(nb, cin, p).transpose(1, 0, 2)
+                xc = xc.reshape(cin, cols)
+            gcol = numpy.matmul(Wt, xc, out=_scratch('col', k * cols, dtype).reshape(k, cols))
+            _col2im_block_add(y, gcol.reshape(cout, kh, kw, nb, rows, w),
+                              sy, sx, ph, pw, n0, n1, r0, r1, t0, t1)
+        if b is not None:
+            y[n0:n1, :, t0:t1] += b.reshape(1, cout, 1, 1)
+
+    _run(tasks, work, threads)
     return y
 
 
 def _col_outer(src, other, kh, kw, sy, sx, ph, pw):
-    """sum over all columns of other (N, M, oh, ow) times im2col(src) (N, C, H, W):
-    an (M, C*kh*kw) matrix. With src = x and other = gy this is a weight gradient."""
+    """The (M, C*kh*kw) matrix sum_columns other (N, M, oh, ow) x im2col(src (N, C, H, W)):
+    with src = x and other = gy this is the weight gradient of a convolution.
+    The blocks are summed in a fixed grouping and order, so results do not depend on
+    which thread happened to run which block."""
     n, c = src.shape[:2]
     _, m, out_h, out_w = other.shape
-    k, p = c * kh * kw, out_h * out_w
-    blocks, big = _blocks_and_buffer(n, out_h, out_w, k * src.dtype.itemsize,
-                                     src.dtype, min_cols=GRAD_W_MIN_COLS)
-    buf = numpy.empty(k * big, dtype=src.dtype)
-    acc = numpy.empty((m, k), dtype=src.dtype)
-    tmp = obuf = None
-    o_n, o2 = -1, None
-    for idx, (n0, n1, r0, r1) in enumerate(blocks):
-        col = _im2col_block(src, kh, kw, sy, sx, ph, pw, n0, n1, r0, r1, out_w, buf)
-        if n1 - n0 == 1:
-            if o_n != n0:                              # one sample as (M, P)
-                o_n, o2 = n0, other[n0].reshape(m, p)
-            g = o2[:, r0 * out_w:r1 * out_w]
+    k, p, dtype = c * kh * kw, out_h * out_w, src.dtype
+    isz = dtype.itemsize
+    threads = _threads()
+    other = _per_sample_contiguous(other)
+    plan = _plan(n, out_h, out_w, k * isz, threads)
+    if 2 * m * k >= k * n * p or len(plan) == 1:
+        # Small maps, many channels (deep layers): the result is as large as the whole
+        # column array. Build that once (blocks in parallel), then split the product
+        # over the rows of the result.
+        col = numpy.empty((c, kh, kw, n, out_h, out_w), dtype=dtype)
+        _run(plan, lambda blk: _im2col_block(
+            src, kh, kw, sy, sx, ph, pw, blk[0], blk[1], blk[2], blk[3], out_w,
+            col[:, :, :, blk[0]:blk[1], blk[2]:blk[3]]), threads)
+        if n == 1:
+            o2 = other.reshape(m, p)
         else:
-            if obuf is None:
-                obuf = numpy.empty(m * big, dtype=src.dtype)
-            g = obuf[:m * col.shape[1]].reshape(m, n1 - n0, p)
-            g[...] = other[n0:n1].reshape(n1 - n0, m, p).transpose(1, 0, 2)
-            g = g.reshape(m, -1)
-        # (M, cols) @ (cols, K): col.T is a transposed view, BLAS reads it as is.
-        if idx == 0:
-            numpy.matmul(g, col.T, out=acc)
-        else:
-            if tmp is None:
-                tmp = numpy.empty((m, k), dtype=src.dtype)
-            acc += numpy.matmul(g, col.T, out=tmp)
+            o2 = numpy.ascontiguousarray(other.reshape(n, m, p).transpose(1, 0, 2))
+            o2 = o2.reshape(m, n * p)
+        colT = col.reshape(k, n * p).T               # transposed view; BLAS reads it as is
+        acc = numpy.empty((m, k), dtype=dtype)
+        _run(_split(m, threads),
+             lambda r: numpy.matmul(o2[r[0]:r[1]], colT, out=acc[r[0]:r[1]]), threads)
+        return acc
+
+    def work(group):
+        acc = numpy.empty((m, k), dtype=dtype)
+        for idx, (n0, n1, r0, r1) in enumerate(group):
+            nb, cols = n1 - n0, (n1 - n0) * (r1 - r0) * out_w
+            col = _scratch('col', k * cols, dtype)
+            _im2col_block(src, kh, kw, sy, sx, ph, pw, n0, n1, r0, r1, out_w,
+                          col.reshape(c, kh, kw, nb, r1 - r0, out_w))
+            if nb == 1:
+                g = other[n0].reshape(m, p)[:, r0 * out_w:r1 * out_w]
+            else:
+                g = _scratch('in', m * cols, dtype).reshape(m, nb, p)
+                g[...] = other[n0:n1].reshape(nb, m, p).transpose(1, 0, 2)
+                g = g.reshape(m, cols)
+            colT = col.reshape(k, cols).T
+            if idx == 0:
+                numpy.matmul(g, colT, out=acc)
+            else:
+                acc += numpy.matmul(g, colT, out=_scratch('acc', m * k, dtype).reshape(m, k))
+        return acc
+
+    groups = [plan[g0:g1] for g0, g1 in _split(len(plan), 2 * threads)]
+    parts = _run(groups, work, threads)
+    acc = parts[0]
+    for part in parts[1:]:
+        acc += part
     return acc
 
 
@@ -305,7 +521,7 @@ def _flip(W):
 
 def _can_swap(sy, sx, ph, pw, kh, kw):
     # With stride 1, a convolution is a transposed convolution with the flipped kernel
-    # and padding k-1-p (and vice versa).
+    # and padding k-1-p (and vice versa), so either formulation can be used.
     return sy == 1 and sx == 1 and 0 <= ph <= kh - 1 and 0 <= pw <= kw - 1
 
 
@@ -337,8 +553,8 @@ def conv2d_grad_w(x, gy, kh, kw, sy, sx, ph, pw):
     """dL/dW of conv(x, W) given gy = dL/dy (N, O, oh, ow): shape (O, C, kh, kw)."""
     c, o = x.shape[1], gy.shape[1]
     if (o < c and _can_swap(sy, sx, ph, pw, kh, kw)
-            and gy.shape[2] + 2 * (kh - 1 - ph) - kh + 1 == x.shape[2]
-            and gy.shape[3] + 2 * (kw - 1 - pw) - kw + 1 == x.shape[3]):
+            and gy.shape[2] + kh - 1 - 2 * ph == x.shape[2]
+            and gy.shape[3] + kw - 1 - 2 * pw == x.shape[3]):
         # im2col of gy (O*kh*kw rows) instead of x (C*kh*kw rows).
         r = _col_outer(gy, x, kh, kw, 1, 1, kh - 1 - ph, kw - 1 - pw)  # (C, O*kh*kw)
         return numpy.ascontiguousarray(_flip(r.reshape(c, o, kh, kw)))

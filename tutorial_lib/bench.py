@@ -1,0 +1,318 @@
+"""CPU speed benchmark: stock Chainer 7.8.1 against tutorial_lib's fast conv path.
+
+    python -m tutorial_lib.bench            # or: make bench  (a few minutes)
+    python -m tutorial_lib.bench --quick    # smoke run: tiny sizes, one repeat
+
+Four workloads, each timed on stock Chainer and on :mod:`tutorial_lib.fastconv` in the same
+process, interleaved (stock, fast, fast, stock, ...) after a warm-up, so that other programs
+slow both alike; the medians are reported:
+
+* ``train128_full``: one Adam step (forward, L2 loss, backward, update) of the blog's
+  U-Net at full width, line-only input (in_ch=1), 128 px, batch 8;
+* ``train128_classroom``: the same at the classroom width 0.25;
+* ``infer512``: one 512 px picture through the full-width U-Net with 4 input channels
+  (the stage-2 input: line + upsampled colors), ``train=False``, no graph;
+* ``dis_step``: one Adam step of the discriminator, batch 8 at 128 px, softmax cross
+  entropy.
+
+Also reported: the convolution FLOPs of each workload (2 x multiply-adds of every
+convolution, deconvolution and weight gradient Chainer runs, counted from the shapes),
+the GFLOP/s that gives, and the float32 matrix-product peak of this machine (numpy
+``matmul`` of two 2048 x 2048 matrices) to compare with. The figures are printed as a table
+and written to ``build/bench.json``.
+"""
+import argparse
+import gc
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+
+from . import compat  # noqa: F401  (before chainer)
+import numpy as np
+
+import chainer
+import chainer.functions as F
+from chainer.functions.connection import convolution_2d as _c2d
+from chainer.functions.connection import deconvolution_2d as _d2d
+from chainer.utils import conv as _conv
+
+from . import fastconv
+from .models import DIS, UNET
+
+MODES = {'stock': fastconv.stock, 'fast': fastconv.fast}
+
+
+class ConvFlops(chainer.FunctionHook):
+    """Counts the multiply-adds of every 2-D convolution, deconvolution and convolution
+    weight gradient applied while the hook is active (backward passes included)."""
+
+    name = 'ConvFlops'
+
+    def __init__(self):
+        self.macs = 0
+
+    def forward_preprocess(self, function, in_data):
+        if isinstance(function, _c2d.Convolution2DFunction):
+            x, W = in_data[:2]
+            n, _, h, w = x.shape
+            o, c, kh, kw = W.shape
+            oh = _conv.get_conv_outsize(h, kh, function.sy, function.ph,
+                                        function.cover_all, function.dy)
+            ow = _conv.get_conv_outsize(w, kw, function.sx, function.pw,
+                                        function.cover_all, function.dx)
+            self.macs += n * o * oh * ow * c * kh * kw
+        elif isinstance(function, _d2d.Deconvolution2DFunction):
+            x, W = in_data[:2]
+            self.macs += x.size * W.shape[1] * W.shape[2] * W.shape[3]
+        elif isinstance(function, _c2d.Convolution2DGradW):
+            x, gy = in_data
+            self.macs += gy.size * x.shape[1] * function.kh * function.kw
+
+    @property
+    def flops(self):
+        return 2 * self.macs
+
+
+def conv_flops(fn):
+    hook = ConvFlops()
+    with fastconv.fast(), hook:
+        fn()
+    return hook.flops
+
+
+def sgemm_peak(size=2048, repeats=5):
+    """float32 GFLOP/s of numpy's matrix product on this machine, best of ``repeats``:
+    one ``size``^3 product with BLAS's own threads ('blas_threads'), and one product per
+    thread with single-threaded BLAS as fastconv runs them ('fastconv_threads')."""
+    rs = np.random.RandomState(0)
+    a = rs.standard_normal((size, size)).astype(np.float32)
+    b = rs.standard_normal((size, size)).astype(np.float32)
+    threads = fastconv._threads()
+    outs = [np.empty_like(a) for _ in range(threads)]
+
+    def one():
+        np.matmul(a, b, out=outs[0])
+
+    def per_thread():
+        fastconv._run(range(threads), lambda i: np.matmul(a, b, out=outs[i]), threads)
+
+    found = {}
+    for name, fn, products in (('blas_threads', one, 1),
+                               ('fastconv_threads', per_thread, threads)):
+        fn()
+        best = float('inf')
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - t0)
+        found[name] = round(products * 2 * size ** 3 / best / 1e9, 1)
+    return max(found.values()), found
+
+
+def unet_train_step(width, size, batch, in_ch=1):
+    np.random.seed(0)
+    model = UNET(in_ch=in_ch, width=width)
+    opt = chainer.optimizers.Adam(alpha=1e-4)
+    opt.setup(model)
+    rs = np.random.RandomState(1)
+    x = rs.uniform(0, 1, (batch, in_ch, size, size)).astype(np.float32)
+    t = rs.uniform(-1, 1, (batch, 3, size, size)).astype(np.float32)
+
+    def step():
+        y = model(x)
+        loss = F.mean_squared_error(y, t)
+        model.cleargrads()
+        loss.backward()
+        opt.update()
+    return step
+
+
+def unet_inference(width, size, in_ch=4):
+    np.random.seed(0)
+    model = UNET(in_ch=in_ch, width=width)
+    x = np.random.RandomState(1).uniform(0, 1, (1, in_ch, size, size)).astype(np.float32)
+
+    def infer():
+        with chainer.using_config('train', False), chainer.no_backprop_mode():
+            return model(x)
+    return infer
+
+
+def dis_train_step(width, size, batch):
+    np.random.seed(0)
+    model = DIS(width=width)
+    opt = chainer.optimizers.Adam(alpha=1e-4)
+    opt.setup(model)
+    rs = np.random.RandomState(1)
+    x = rs.uniform(-1, 1, (batch, 3, size, size)).astype(np.float32)
+    t = rs.randint(0, 2, batch).astype(np.int32)
+
+    def step():
+        loss = F.softmax_cross_entropy(model(x), t)
+        model.cleargrads()
+        loss.backward()
+        opt.update()
+    return step
+
+
+def time_interleaved(fn, repeats, warmup=1):
+    """Median seconds of ``fn`` on stock and on fast Chainer, runs interleaved."""
+    for _ in range(warmup):
+        for mode in MODES:
+            with MODES[mode]():
+                fn()
+    times = {mode: [] for mode in MODES}
+    for r in range(repeats):
+        order = ('stock', 'fast') if r % 2 == 0 else ('fast', 'stock')
+        for mode in order:
+            gc.collect()
+            with MODES[mode]():
+                t0 = time.perf_counter()
+                fn()
+                times[mode].append(time.perf_counter() - t0)
+    return times
+
+
+def load_average():
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def write_json_atomic(path, data):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix='.bench-', suffix='.json',
+                               dir=os.path.dirname(os.path.abspath(path)))
+    try:
+        with os.fdopen(fd, 'w') as f:
+            json.dump(data, f, indent=2, sort_keys=True)
+            f.write('\n')
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def workloads(quick):
+    """(key, description, factory) of the four benchmarks; --quick shrinks them."""
+    if quick:
+        return [
+            ('train128_full', 'U-Net w=1/8 in_ch=1 train step, 32 px, batch 2',
+             lambda: unet_train_step(1 / 8, 32, 2)),
+            ('train128_classroom', 'U-Net w=1/16 in_ch=1 train step, 32 px, batch 2',
+             lambda: unet_train_step(1 / 16, 32, 2)),
+            ('infer512', 'U-Net w=1/8 in_ch=4 inference, 64 px, 1 image',
+             lambda: unet_inference(1 / 8, 64)),
+            ('dis_step', 'DIS w=1/4 train step, 32 px, batch 2',
+             lambda: dis_train_step(1 / 4, 32, 2)),
+        ]
+    return [
+        ('train128_full', 'U-Net w=1 in_ch=1 Adam step, 128 px, batch 8',
+         lambda: unet_train_step(1.0, 128, 8)),
+        ('train128_classroom', 'U-Net w=0.25 in_ch=1 Adam step, 128 px, batch 8',
+         lambda: unet_train_step(0.25, 128, 8)),
+        ('infer512', 'U-Net w=1 in_ch=4 inference, 512 px, 1 image',
+         lambda: unet_inference(1.0, 512)),
+        ('dis_step', 'DIS w=1 Adam step, 128 px, batch 8',
+         lambda: dis_train_step(1.0, 128, 8)),
+    ]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--repeats', type=int, default=5,
+                        help='timed runs per workload and mode (default 5; median reported)')
+    parser.add_argument('--quick', action='store_true',
+                        help='smoke run: tiny networks and sizes, 1 repeat')
+    parser.add_argument('--only', action='append', default=None,
+                        help='run only this workload (repeatable): train128_full, '
+                             'train128_classroom, infer512, dis_step')
+    parser.add_argument('--out', default=None,
+                        help='JSON output (default: build/bench.json in the repository)')
+    args = parser.parse_args(argv)
+    repeats = 1 if args.quick and args.repeats == 5 else max(1, args.repeats)
+    out = args.out or os.path.join(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))), 'build', 'bench.json')
+
+    was_enabled = fastconv.is_enabled()
+    info = fastconv.blas_info()
+    result = {
+        'quick': bool(args.quick), 'repeats': repeats,
+        'machine': {'cpus': os.cpu_count(), 'platform': platform.platform(),
+                    'python': platform.python_version(), 'numpy': np.__version__,
+                    'chainer': chainer.__version__, 'blas': info},
+        'load_average_before': load_average(),
+    }
+    print('numpy %s, chainer %s, %d CPUs; BLAS %s (%s, %s threads); fastconv threads %s'
+          % (np.__version__, chainer.__version__, os.cpu_count() or 0,
+             os.path.basename(info['library'] or '?'), info['mode'],
+             info['blas_threads'], info['fastconv_threads']))
+    print('load average before: %s' % (result['load_average_before'],))
+    peak, peaks = sgemm_peak(512 if args.quick else 2048)
+    result['sgemm_peak_gflops'] = round(peak, 1)
+    result['sgemm_peak_detail_gflops'] = peaks
+    print('numpy float32 matmul peak: %.0f GFLOP/s (%s)'
+          % (peak, ', '.join('%s %.0f' % kv for kv in sorted(peaks.items()))))
+    sys.stdout.flush()
+
+    rows = []
+    try:
+        for key, desc, factory in workloads(args.quick):
+            if args.only and key not in args.only:
+                continue
+            fn = factory()
+            flops = conv_flops(fn)
+            times = time_interleaved(fn, repeats)
+            stock, fast = statistics.median(times['stock']), statistics.median(times['fast'])
+            entry = {
+                'description': desc, 'conv_gflop': round(flops / 1e9, 3),
+                'stock_s': round(stock, 4), 'fast_s': round(fast, 4),
+                'stock_all_s': [round(t, 4) for t in times['stock']],
+                'fast_all_s': [round(t, 4) for t in times['fast']],
+                'speedup': round(stock / fast, 3),
+                'stock_gflops': round(flops / stock / 1e9, 1),
+                'fast_gflops': round(flops / fast / 1e9, 1),
+            }
+            result[key] = entry
+            result[key + '_speedup'] = entry['speedup']
+            result[key + '_stock_s'] = entry['stock_s']
+            result[key + '_fast_s'] = entry['fast_s']
+            result[key + '_fast_gflops'] = entry['fast_gflops']
+            rows.append((key, entry))
+            print('%-19s stock %7.3f s  fast %7.3f s  x%5.2f  (%s)'
+                  % (key, stock, fast, stock / fast, desc))
+            sys.stdout.flush()
+            del fn
+            gc.collect()
+    finally:
+        if was_enabled:
+            fastconv.enable()
+        else:
+            fastconv.disable()
+
+    result['load_average_after'] = load_average()
+    write_json_atomic(out, result)
+
+    print()
+    print('| workload | stock (s) | fast (s) | speedup | conv GFLOP | fast GFLOP/s | % of peak |')
+    print('|---|---:|---:|---:|---:|---:|---:|')
+    for key, e in rows:
+        print('| %s | %.3f | %.3f | %.2fx | %.1f | %.0f | %.0f%% |'
+              % (key, e['stock_s'], e['fast_s'], e['speedup'], e['conv_gflop'],
+                 e['fast_gflops'], 100 * e['fast_gflops'] / peak))
+    print()
+    print('sgemm peak %.0f GFLOP/s; load average before %s, after %s; %d repeat(s); '
+          'medians. Written to %s'
+          % (peak, result['load_average_before'], result['load_average_after'],
+             repeats, os.path.relpath(out)))
+    return result
+
+
+if __name__ == '__main__':
+    main()
