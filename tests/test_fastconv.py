@@ -27,15 +27,18 @@ def _restore_state():
 
 
 @contextlib.contextmanager
-def tuning(block_bytes, min_cols, threads):
-    """Force the blocked code paths (many blocks, partial rows, several threads) on
-    small arrays."""
-    saved = fastconv.BLOCK_BYTES, fastconv.MIN_COLS, fastconv.THREADS
-    fastconv.BLOCK_BYTES, fastconv.MIN_COLS, fastconv.THREADS = block_bytes, min_cols, threads
+def tuning(block_bytes, min_cols, threads, deep=1.0):
+    """Force the blocked code paths (many blocks, partial rows, several threads, the
+    split by channels or by columns) on small arrays."""
+    names = ('BLOCK_BYTES', 'MIN_COLS', 'THREADS', 'DEEP')
+    saved = [getattr(fastconv, name) for name in names]
+    for name, value in zip(names, (block_bytes, min_cols, threads, deep)):
+        setattr(fastconv, name, value)
     try:
         yield
     finally:
-        fastconv.BLOCK_BYTES, fastconv.MIN_COLS, fastconv.THREADS = saved
+        for name, value in zip(names, saved):
+            setattr(fastconv, name, value)
 
 
 def relerr(a, b, floor=1e-30):
@@ -147,7 +150,8 @@ def test_deconv_outsize():
 
 
 @pytest.mark.parametrize('block', [(1, 1, 1), (1, 1, 3), (64, 3, 2), (3000, 16, 2),
-                                   (1 << 30, 1, 4)])
+                                   (1 << 30, 1, 4), (1, 1, 3, 1e9), (1, 1, 3, 0),
+                                   (3000, 16, 2, 1e9)])
 def test_blocked_paths(block):
     """Blocks of partial rows, of several samples and of one sample, on one or several
     threads, give the same sums."""
@@ -338,3 +342,89 @@ def test_train_mode_off_and_no_backprop():
         with fastconv.fast():
             got = unet(x).array
     assert relerr(ref, got) < 1e-5
+
+
+def test_deterministic():
+    """Same inputs, same gradients, bit for bit (the blocks of the weight gradient are
+    summed in a fixed order whatever thread ran them)."""
+    np.random.seed(3)
+    unet = UNET(in_ch=1, width=1 / 8)
+    x = np.random.RandomState(6).standard_normal((2, 1, 32, 32)).astype(np.float32)
+    t = np.random.RandomState(7).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    with tuning(2048, 8, 3):
+        first = grads_of(unet, x, t, fast=True)
+        second = grads_of(unet, x, t, fast=True)
+    np.testing.assert_array_equal(first[0], second[0])
+    for name in first[1]:
+        np.testing.assert_array_equal(first[1][name], second[1][name])
+
+
+def test_threads_errors_and_blas_setting_restored():
+    blas = fastconv._get_blas()
+    before = blas.get() if blas.get else None
+
+    def work(i):
+        if i == 5:
+            raise ValueError('block 5')
+        return i * i
+    assert fastconv._run(range(8), lambda i: i * i, 3) == [i * i for i in range(8)]
+    with pytest.raises(ValueError, match='block 5'):
+        fastconv._run(range(40), work, 3)
+    if before is not None:
+        assert blas.get() == before
+    info = fastconv.blas_info()
+    assert info['fastconv_threads'] >= 1
+
+
+def test_empty_batch_falls_back(monkeypatch):
+    fast = [Counter(monkeypatch, fastconv, name) for name in
+            ('conv2d_forward', 'conv2d_grad_w', 'deconv2d_forward')]
+    fastconv.enable()
+    x = np.zeros((0, 3, 8, 8), np.float32)
+    W = np.ones((4, 3, 3, 3), np.float32)
+    assert F.convolution_2d(x, W, pad=1).shape == (0, 4, 8, 8)
+    assert sum(c.calls for c in fast) == 0
+
+
+def test_deconv_weight_gradient_without_input_gradient():
+    """Stock Chainer 7.8.1 on CPU fails here (its backward calls _set_cover_all with
+    arrays); the fast forward records cover_all like the GPU forward does."""
+    rs = np.random.RandomState(8)
+    x = rs.standard_normal((2, 3, 5, 5))
+    W = chainer.Variable(rs.standard_normal((3, 4, 4, 4)))
+    fastconv.enable()
+    F.sum(F.deconvolution_2d(x, W, stride=2, pad=1)).backward()
+    with fastconv.stock():
+        Wv = chainer.Variable(W.array.copy())
+        y = F.deconvolution_2d(chainer.Variable(x), Wv, stride=2, pad=1)
+        F.sum(y).backward()  # with x requiring grad, stock works: compare with it
+    np.testing.assert_allclose(W.grad, Wv.grad, rtol=1e-12)
+
+
+def test_controls_numpys_own_blas():
+    """OpenCV wheels bundle an OpenBLAS of their own; the thread switch must act on the
+    one numpy uses (the wheel's numpy.libs copy when there is one)."""
+    import glob
+    import os
+    import cv2  # noqa: F401  (loads its OpenBLAS into the process)
+    blas = fastconv._Blas()
+    site = os.path.dirname(os.path.dirname(np.__file__))
+    bundled = glob.glob(os.path.join(site, 'numpy.libs', '*openblas*'))
+    if bundled and blas.path is not None:
+        assert os.path.dirname(blas.path) == os.path.dirname(bundled[0])
+
+
+def test_bench_quick_smoke(tmp_path, capsys):
+    from tutorial_lib import bench
+    out = tmp_path / 'bench.json'
+    was = fastconv.is_enabled()
+    result = bench.main(['--quick', '--out', str(out)])
+    assert fastconv.is_enabled() == was
+    import json
+    saved = json.loads(out.read_text())
+    for key in ('train128_full_speedup', 'train128_classroom_speedup', 'infer512_speedup',
+                'dis_step_speedup', 'sgemm_peak_gflops', 'train128_full_fast_gflops',
+                'train128_full_stock_s', 'train128_full_fast_s'):
+        assert key in saved and saved[key] > 0, key
+    assert saved['quick'] is True and result['repeats'] == 1
+    assert '| train128_full |' in capsys.readouterr().out

@@ -120,3 +120,28 @@ def test_evaluate_refuses_train_pictures():
                                  np.full((1, 32, 32, 3), 255, np.uint8), split='?')
     with pytest.raises(ValueError, match='TRAIN'):
         metrics.evaluate(u, pairs)
+
+
+def test_hue_stats():
+    red = np.zeros((4, 4, 3), np.uint8)
+    red[..., 0] = 200
+    skin = np.zeros((4, 4, 3), np.uint8)
+    skin[:] = (222, 161, 99)          # a skin tone, hue about 30 degrees
+    blue = np.zeros((4, 4, 3), np.uint8)
+    blue[..., 2] = 220
+    gray = np.full((4, 4, 3), 100, np.uint8)
+    one = metrics.hue_stats(np.stack([red, gray]))
+    assert one['hue_entropy'] == 0 and one['skin_share'] == 0
+    assert one['colored_fraction'] == 0.5 and one['saturation'] == 255
+    two = metrics.hue_stats(np.stack([red, blue]))
+    assert two['hue_entropy'] == pytest.approx(1.0)          # two hues, equally: 1 bit
+    assert metrics.hue_stats(skin)['skin_share'] == 1.0
+    nothing = metrics.hue_stats(gray)
+    assert nothing['hue_entropy'] == 0 and nothing['colored_fraction'] == 0
+    m = metrics.summarize(metrics.scores(np.stack([skin, skin]),
+                                         training.SimplePairs(['a', 'b'],
+                                                              np.full((2, 4, 4), 255, np.uint8),
+                                                              np.stack([red, blue]))),
+                          np.stack([skin, skin]), np.stack([red, blue]))
+    assert m['skin_share'] == 1 and m['skin_share_truth'] == 0
+    assert m['hue_entropy_truth'] == pytest.approx(1.0)

@@ -19,7 +19,9 @@ Also reported: the convolution FLOPs of each workload (2 x multiply-adds of ever
 convolution, deconvolution and weight gradient Chainer runs, counted from the shapes),
 the GFLOP/s that gives, and the float32 matrix-product peak of this machine (numpy
 ``matmul`` of two 2048 x 2048 matrices) to compare with. The figures are printed as a table
-and written to ``build/bench.json``.
+and written to ``build/bench.json`` (``build/bench-quick.json`` for ``--quick``), with the
+load average before and after: on a shared machine, read the speedups with it in mind
+(a busy core slows stock Chainer's multithreaded BLAS calls far more than the fast path).
 """
 import argparse
 import gc
@@ -234,11 +236,13 @@ def main(argv=None):
                         help='run only this workload (repeatable): train128_full, '
                              'train128_classroom, infer512, dis_step')
     parser.add_argument('--out', default=None,
-                        help='JSON output (default: build/bench.json in the repository)')
+                        help='JSON output (default: build/bench.json in the repository, '
+                             'build/bench-quick.json with --quick)')
     args = parser.parse_args(argv)
     repeats = 1 if args.quick and args.repeats == 5 else max(1, args.repeats)
-    out = args.out or os.path.join(os.path.dirname(os.path.dirname(
-        os.path.abspath(__file__))), 'build', 'bench.json')
+    out = args.out or os.path.join(  # a smoke run never overwrites real figures
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'build',
+        'bench-quick.json' if args.quick else 'bench.json')
 
     was_enabled = fastconv.is_enabled()
     info = fastconv.blas_info()
@@ -300,7 +304,8 @@ def main(argv=None):
     write_json_atomic(out, result)
 
     print()
-    print('| workload | stock (s) | fast (s) | speedup | conv GFLOP | fast GFLOP/s | % of peak |')
+    print('| workload | stock (s) | fast (s) | speedup | conv GFLOP | fast GFLOP/s '
+          '| % of peak |')
     print('|---|---:|---:|---:|---:|---:|---:|')
     for key, e in rows:
         print('| %s | %.3f | %.3f | %.2fx | %.1f | %.0f | %.0f%% |'

@@ -129,3 +129,61 @@ def get(name):
     if name not in CONFIGS:
         raise KeyError('unknown config %r; known: %s' % (name, ', '.join(names())))
     return dataclasses.replace(CONFIGS[name])
+
+
+# ---------------------------------------------------------------------------------------
+# Notebooks 04-05: color hints and the 512 px second stage (see tutorial_lib/stage2.py).
+# ---------------------------------------------------------------------------------------
+
+@dataclass
+class HintTrainConfig(TrainConfig):
+    """A hint U-Net (``in_ch=4``). ``init_from``: warm start from a line-only U-Net of the
+    same width (a shipped checkpoint name or a path): every weight is copied, and the
+    weights that read the three new hint channels start at zero, so training begins with
+    exactly the line-only network and only has to learn what hints mean."""
+    init_from: Optional[str] = None
+
+
+@dataclass
+class Stage2Config(TrainConfig):
+    """A second-stage U-Net: 512 px line + the stage-1 colors upsampled = 4 channels.
+
+    ``stage1`` names the frozen first stage whose outputs it learns to refine: a shipped
+    checkpoint (data/checkpoints/<name>), a run folder or a gen.npz path. The stage-1
+    colors are made at ``stage1_size`` px and upsampled (bicubic) to ``size``; with
+    probability ``p_truth`` the downsampled-then-upsampled true colors replace them
+    (PaintsChainer's 80/20 mix). ``crop``: train on random crop x crop windows of the
+    ``size`` px pictures (the network is fully convolutional; a 256 px crop costs a quarter
+    of a 512 px picture); None = whole pictures. ``residual``: the U-Net's output is
+    added to its (upsampled) color input, and its last layer starts at zero, so stage 2
+    starts as "change nothing" and learns corrections (stage2.Stage2UNET).
+    """
+    stage: int = 2
+    stage1: str = 'classroom_hints'
+    stage1_size: int = 128
+    crop: Optional[int] = 256
+    p_truth: float = 0.2
+    residual: bool = True
+
+
+CONFIGS.update({
+    'quick_hints': HintTrainConfig(
+        'quick_hints', 'tiny smoke-test run of the hint U-Net (4 input channels)',
+        in_ch=4, width=1 / 16, size=32, batch_size=4, iterations=6, train_limit=32,
+        log_interval=1, snapshot_interval=3, preview_interval=3, n_preview=4),
+    'classroom_hints': HintTrainConfig(
+        'classroom_hints', 'U-Net + L2 with simulated color hints (line + hint RGB = 4 '
+        'channels), warm-started from classroom_l2', in_ch=4, init_from='classroom_l2',
+        **dict(_CLASSROOM, iterations=2000)),
+    'quick_stage2': Stage2Config(
+        'quick_stage2', 'tiny smoke-test run of the second stage',
+        in_ch=4, width=1 / 16, size=64, stage1_size=16, crop=32, rec_loss='l1',
+        stage1='quick_hints', batch_size=2, iterations=4, train_limit=16, log_interval=1,
+        snapshot_interval=2, preview_interval=2, n_preview=2),
+    'classroom_stage2': Stage2Config(
+        'classroom_stage2', 'second stage at 512 px (L1, trained on 256 px crops) refining '
+        'classroom_hints', in_ch=4, width=1 / 8, size=512, stage1_size=128, crop=256,
+        rec_loss='l1', stage1='classroom_hints', batch_size=4, iterations=2000,
+        alpha_g=2e-4, snapshot_interval=50, preview_interval=100, log_interval=10,
+        n_preview=4),
+})

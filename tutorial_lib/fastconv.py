@@ -30,29 +30,59 @@ Each replacement is a thin wrapper: it runs the fast code only when every input 
 and iDeep is not in use; any stride, padding, kernel size and ``cover_all`` are
 supported. Anything else (float16, mixed dtypes, dilation, ...) goes to the original
 method. CuPy arrays never reach these methods (they take ``forward_gpu``), so the GPU path
-is untouched.
+is untouched. One small difference on purpose: the deconvolution wrapper records
+``cover_all`` in its forward pass, as Chainer's GPU forward does (stock CPU forward leaves
+it unset, and the weight-gradient-only branch of its backward then calls
+``_set_cover_all`` with arrays where it expects shapes).
 
 How it is faster
 ----------------
-* im2col writes the column array directly in the layout the matrix product needs, one
-  strided slice assignment per kernel tap (``kh * kw`` of them), with only the border
-  strips zeroed (no ``numpy.pad`` copy): either ``(N, C*kh*kw, oh*ow)`` (one GEMM per
-  sample, output already NCHW) or ``(C*kh*kw, N*oh*ow)`` (one big GEMM; used when the
-  feature map is small or for the weight gradient).
-* The products are ``numpy.matmul`` calls on contiguous views, so they go straight to the
-  multithreaded BLAS sgemm/dgemm with no reshaping copies.
-* col2im adds one strided slice per kernel tap into the (unpadded) output.
+* No reshaping copies: im2col writes the column array directly in the
+  ``(C*kh*kw, columns)`` layout the matrix product needs, one strided slice assignment
+  per kernel tap (``kh * kw`` of them) with only the border strips zeroed (no
+  ``numpy.pad``); col2im adds one strided slice per tap into the unpadded output. The
+  products are ``numpy.matmul`` calls on views (``out=`` straight into the result where
+  the layout allows), so they go to BLAS sgemm/dgemm as they are.
+* Blocks: the columns are made and multiplied in blocks of about ``BLOCK_BYTES`` (4 MiB)
+  held in small per-thread buffers that are reused, so a block is multiplied while it is
+  still in cache, the multi-hundred-MB column arrays of 128 px and 512 px layers never
+  exist, and no call pays page faults for fresh memory. Layers with small maps and many
+  channels (weights as large as the data, see ``DEEP``) are split by output channels
+  instead, so every thread reads the weights once.
+* Threads: the blocks run on as many Python threads as BLAS is set to use (numpy releases
+  the GIL in copies and products), each calling a single-threaded BLAS; meanwhile the
+  OpenBLAS thread count is set to 1 through ctypes and restored afterwards (no
+  threadpoolctl). So im2col/col2im copies use every core too, and when another program
+  takes a core the threads simply share the blocks unevenly: OpenBLAS's own threads wait
+  for each other at every call, which made a multithreaded product about 3-4x *slower*
+  than a single-threaded one on a 2-core machine with one busy core. With a BLAS other
+  than OpenBLAS/pthreads (MKL, Accelerate), or ``OPENBLAS_NUM_THREADS=1``, the blocks run
+  one after the other in the calling thread and BLAS keeps its own threading.
+  ``fastconv.THREADS`` overrides the thread count. Results do not depend on which thread
+  ran which block (fixed grouping and order of partial sums), so runs are reproducible.
+* Stride-1 layers pick the cheaper formulation: a convolution with fewer output than
+  input channels (every decoder layer of the U-Net) runs as the transposed convolution
+  of the flipped kernel (col2im of O*kh*kw rows instead of im2col of C*kh*kw rows), and
+  the converse for its input gradient; its weight gradient is made from the im2col of gy
+  then.
 
 The arithmetic is the same sum of products as Chainer's, only the order of the
-additions inside BLAS may differ, so results agree with stock Chainer to float rounding
+additions differs, so results agree with stock Chainer to float rounding
 (``tests/test_fastconv.py`` checks this, and checks the gradients numerically).
+
+Side effect worth knowing: while a convolution runs, OpenBLAS is set to one thread for
+the whole process (restored right after), so a numpy product running *at the same time*
+in another Python thread is single-threaded for that moment.
 
 Use
 ---
 ``import tutorial_lib`` enables the fast path (unless the environment variable
-``TUTORIAL_FASTCONV=0`` is set). ``fastconv.disable()`` / ``fastconv.enable()`` switch it
-off and on; ``with fastconv.stock(): ...`` runs a block on stock Chainer (for
-comparisons); ``fastconv.is_enabled()`` tells which one is active.
+``TUTORIAL_FASTCONV=0`` is set; ``enable_from_env()`` reads it). ``fastconv.disable()``
+and ``fastconv.enable()`` switch it off and on; ``with fastconv.stock(): ...`` runs a
+block on stock Chainer (for comparisons); ``fastconv.is_enabled()`` tells which one is active; ``blas_info()``
+says which BLAS was found and how many threads the fast path uses. The building blocks
+(``conv2d_forward``, ``conv2d_grad_w``, ``deconv2d_forward``, ``im2col``, ``col2im``)
+take and return plain numpy arrays. ``python -m tutorial_lib.bench`` measures the gain.
 """
 import contextlib
 import ctypes
@@ -89,6 +119,9 @@ _ORIGINAL = {
 # per-thread buffer and multiplied while it is still in cache.
 BLOCK_BYTES = 4 << 20
 MIN_COLS = 256
+# Small maps with many channels (weights at least 1/DEEP of the data): split the work by
+# output channels instead of by columns, so that each thread reads the weights once.
+DEEP = 1.0
 # Worker threads. None: as many as the BLAS library is set to use (OPENBLAS_NUM_THREADS
 # etc. are honoured); 1: no worker threads, BLAS keeps its own threading.
 THREADS = None
@@ -132,13 +165,25 @@ class _Blas:
                     par = getattr(lib, par_name)
                     par.restype, par.argtypes = ctypes.c_int, []
                     mode = {0: 'sequential', 1: 'pthreads', 2: 'openmp'}.get(par(), 'unknown')
-                self.path, self.get, self.set, self.mode = path, get, set_, mode
-                return
+                before = get()
+                set_(1)
+                works = get() == 1
+                set_(before)
+                if works:
+                    self.path, self.get, self.set, self.mode = path, get, set_, mode
+                    return
 
     @staticmethod
     def _candidates():
+        """numpy's own bundled OpenBLAS first (wheels), then any OpenBLAS this process
+        has loaded (Linux; e.g. a distribution's numpy linked to libopenblas)."""
         found = []
-        try:  # Linux: the libraries this process has loaded
+        site = os.path.dirname(os.path.dirname(numpy.__file__))
+        for pattern in ('numpy.libs/*openblas*', 'numpy/.dylibs/*openblas*'):
+            for path in sorted(glob.glob(os.path.join(site, pattern))):
+                if path not in found:
+                    found.append(path)
+        try:
             with open('/proc/self/maps') as maps:
                 for line in maps:
                     path = line.split(None, 5)[-1].strip() if '/' in line else ''
@@ -146,11 +191,6 @@ class _Blas:
                         found.append(path)
         except OSError:
             pass
-        site = os.path.dirname(os.path.dirname(numpy.__file__))
-        for pattern in ('numpy.libs/*openblas*', 'numpy/.dylibs/*openblas*'):
-            for path in sorted(glob.glob(os.path.join(site, pattern))):
-                if path not in found:
-                    found.append(path)
         return found
 
 
@@ -192,6 +232,16 @@ def blas_info():
     blas = _get_blas()
     return {'library': blas.path, 'mode': blas.mode,
             'blas_threads': blas.get() if blas.get else None, 'fastconv_threads': _threads()}
+
+
+def _after_fork_in_child():
+    # A forked child inherits neither the worker threads nor a consistent lock state.
+    global _pool, _pool_key, _run_lock
+    _pool, _pool_key, _run_lock = None, None, threading.Lock()
+
+
+if hasattr(os, 'register_at_fork'):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _get_pool(workers):
@@ -243,6 +293,9 @@ def _run(tasks, work, threads):
             for f in futures:
                 if not f.cancel():  # started: wait for it; never started: nothing to do
                     f.result()
+        except BaseException as e:  # e.g. KeyboardInterrupt while waiting
+            errors.append(e)        # the other threads stop after their current block
+            raise
         finally:
             if previous is not None and previous != 1:
                 blas.set(previous)
@@ -281,17 +334,17 @@ def _split(total, parts):
     return [(total * i // parts, total * (i + 1) // parts) for i in range(parts)]
 
 
-def _plan(n, rows, row_len, col_bytes, threads):
+def _plan(n, rows, row_len, col_bytes, threads, min_rows=1):
     """Blocks (n0, n1, r0, r1) of the columns (n samples x rows x row_len) of a column
     array whose column takes ``col_bytes``: each about BLOCK_BYTES and at least
     MIN_COLS columns, at least ``threads`` blocks when there is enough work. A block is
-    either whole samples [n0, n1) or rows [r0, r1) of one sample."""
+    either whole samples [n0, n1) or at least ``min_rows`` rows [r0, r1) of one sample."""
     total = n * rows * row_len
     nblocks = max(-(-total * col_bytes // BLOCK_BYTES), threads)
     nblocks = max(1, min(nblocks, total // MIN_COLS))
     if nblocks <= n:
         return [(n0, n1, 0, rows) for n0, n1 in _split(n, nblocks)]
-    per_sample = -(-nblocks // n)
+    per_sample = min(-(-nblocks // n), max(1, rows // max(1, min_rows)))
     return [(i, i + 1, r0, r1) for i in range(n) for r0, r1 in _split(rows, per_sample)]
 
 
@@ -381,7 +434,7 @@ def col2im(col, sy, sx, ph, pw, h, w):
 # ----------------------------------------------------------------------------------
 
 def _conv_im2col(x, W, b, sy, sx, ph, pw, out_h, out_w):
-    """Convolution as blocks of im2col columns multiplied by W (O, C*kh*kw)."""
+    """Convolution as im2col columns multiplied by W (O, C*kh*kw)."""
     n, c, h, w = x.shape
     o, _, kh, kw = W.shape
     k, p, dtype = c * kh * kw, out_h * out_w, x.dtype
@@ -389,8 +442,34 @@ def _conv_im2col(x, W, b, sy, sx, ph, pw, out_h, out_w):
     bias = None if b is None else b.reshape(o, 1)
     y = numpy.empty((n, o, out_h, out_w), dtype=dtype)
     y3 = y.reshape(n, o, p)
+    threads = _threads()
+    plan = _plan(n, out_h, out_w, k * dtype.itemsize, threads)
+
+    if o * DEEP >= n * p:
+        # The weights are as large as the columns (small maps, many channels): build all
+        # columns once (blocks in parallel), then give each thread some output channels.
+        col = numpy.empty((c, kh, kw, n, out_h, out_w), dtype=dtype)
+        _run(plan, lambda blk: _im2col_block(
+            x, kh, kw, sy, sx, ph, pw, blk[0], blk[1], blk[2], blk[3], out_w,
+            col[:, :, :, blk[0]:blk[1], blk[2]:blk[3]]), threads)
+        col = col.reshape(k, n * p)
+
+        def part(rng):
+            o0, o1 = rng
+            if n == 1:
+                out = numpy.matmul(W2[o0:o1], col, out=y3[0, o0:o1])
+            else:
+                out = numpy.matmul(W2[o0:o1], col, out=_scratch(
+                    'out', (o1 - o0) * n * p, dtype).reshape(o1 - o0, n * p))
+            if bias is not None:
+                out += bias[o0:o1]
+            if n > 1:
+                y3[:, o0:o1] = out.reshape(o1 - o0, n, p).transpose(1, 0, 2)
+        _run(_split(o, threads), part, threads)
+        return y
 
     def work(block):
+        # Streaming: im2col of one block into a per-thread buffer, then its product.
         n0, n1, r0, r1 = block
         nb, cols = n1 - n0, (n1 - n0) * (r1 - r0) * out_w
         col = _scratch('col', k * cols, dtype)
@@ -406,52 +485,72 @@ def _conv_im2col(x, W, b, sy, sx, ph, pw, out_h, out_w):
         if nb > 1:
             y3[n0:n1] = out.reshape(o, nb, p).transpose(1, 0, 2)
 
-    threads = _threads()
-    _run(_plan(n, out_h, out_w, k * dtype.itemsize, threads), work, threads)
+    _run(plan, work, threads)
     return y
 
 
 def _deconv_col2im(x, W, b, sy, sx, ph, pw, out_h, out_w):
     """Transposed convolution as blocks of W^T (Cout*kh*kw, Cin) times x, then col2im.
-    Every block owns whole output rows (and reads the input rows that reach them), so
-    blocks on different threads never add into the same pixel."""
+
+    Blocks of input rows of one sample add into overlapping output rows, so they run in
+    two rounds: first the even-numbered row blocks of every sample, then the odd ones;
+    blocks are tall enough that two blocks of the same round never touch the same row."""
     n, cin, h, w = x.shape
     _, cout, kh, kw = W.shape
     k, p, dtype = cout * kh * kw, h * w, x.dtype
     x = _per_sample_contiguous(x)
     Wt = numpy.ascontiguousarray(W).reshape(cin, k).T   # (K, Cin), a transposed view
-    y = numpy.zeros((n, cout, out_h, out_w), dtype=dtype)
+    if b is None:
+        y = numpy.zeros((n, cout, out_h, out_w), dtype=dtype)
+    else:
+        y = numpy.empty((n, cout, out_h, out_w), dtype=dtype)
+        y[...] = b.reshape(1, cout, 1, 1)
     threads = _threads()
-    tasks = []
-    for n0, n1, r0, r1 in _plan(n, h, w, k * dtype.itemsize, threads):
-        if r0 == 0 and r1 == h:
-            tasks.append((n0, n1, 0, h, 0, out_h))
-            continue
-        t0 = 0 if r0 == 0 else min(out_h, r0 * sy)
-        t1 = out_h if r1 == h else min(out_h, r1 * sy)
-        if t1 > t0:
-            a0 = max(0, -(-(t0 + ph - kh + 1) // sy))
-            a1 = min(h, (t1 - 1 + ph) // sy + 1)
-            tasks.append((n0, n1, a0, max(a0, a1), t0, t1))
+    if cout * kh * kw * DEEP >= n * p:
+        # The weights are larger than the input (small maps, many channels): every
+        # thread multiplies all of x by the weights of some output channels, and
+        # col2im-adds into those channels only.
+        if n == 1:
+            x2 = x[0].reshape(cin, p)
+        else:
+            x2 = numpy.ascontiguousarray(x.reshape(n, cin, p).transpose(1, 0, 2))
+            x2 = x2.reshape(cin, n * p)
+        per_channel = kh * kw * n * p * dtype.itemsize
+        parts = max(threads, -(-cout * per_channel // BLOCK_BYTES))
 
-    def work(task):
-        n0, n1, r0, r1, t0, t1 = task
+        def part(rng):
+            c0, c1 = rng
+            rows = (c1 - c0) * kh * kw
+            gcol = numpy.matmul(Wt[c0 * kh * kw:c1 * kh * kw], x2, out=_scratch(
+                'col', rows * n * p, dtype).reshape(rows, n * p))
+            _col2im_block_add(y[:, c0:c1], gcol.reshape(c1 - c0, kh, kw, n, h, w),
+                              sy, sx, ph, pw, 0, n, 0, h, 0, out_h)
+        _run(_split(cout, parts), part, threads)
+        return y
+    # Rows r and r' of x reach a common output row only if |r - r'| * sy < kh.
+    min_rows = max(1, (kh - 1) // sy)
+    rounds = ([], [])
+    index = {}
+    for block in _plan(n, h, w, k * dtype.itemsize, 2 * threads, min_rows):
+        j = index[block[0]] = index.get(block[0], -1) + 1   # block number in its sample
+        rounds[j % 2].append(block)
+
+    def work(block):
+        n0, n1, r0, r1 = block
         nb, rows = n1 - n0, r1 - r0
-        if rows > 0:
-            cols = nb * rows * w
-            if nb == 1:
-                xc = x[n0].reshape(cin, p)[:, r0 * w:r1 * w]
-            else:
-                xc = _scratch('in', cin * cols, dtype).reshape(cin, nb, p)
-                xc[...] = x[n0:n1].reshape(nb, cin, p).transpose(1, 0, 2)
-                xc = xc.reshape(cin, cols)
-            gcol = numpy.matmul(Wt, xc, out=_scratch('col', k * cols, dtype).reshape(k, cols))
-            _col2im_block_add(y, gcol.reshape(cout, kh, kw, nb, rows, w),
-                              sy, sx, ph, pw, n0, n1, r0, r1, t0, t1)
-        if b is not None:
-            y[n0:n1, :, t0:t1] += b.reshape(1, cout, 1, 1)
+        cols = nb * rows * w
+        if nb == 1:
+            xc = x[n0].reshape(cin, p)[:, r0 * w:r1 * w]
+        else:
+            xc = _scratch('in', cin * cols, dtype).reshape(cin, nb, p)
+            xc[...] = x[n0:n1].reshape(nb, cin, p).transpose(1, 0, 2)
+            xc = xc.reshape(cin, cols)
+        gcol = numpy.matmul(Wt, xc, out=_scratch('col', k * cols, dtype).reshape(k, cols))
+        _col2im_block_add(y, gcol.reshape(cout, kh, kw, nb, rows, w),
+                          sy, sx, ph, pw, n0, n1, r0, r1, 0, out_h)
 
-    _run(tasks, work, threads)
+    for blocks in rounds:
+        _run(blocks, work, threads)
     return y
 
 
@@ -467,7 +566,7 @@ def _col_outer(src, other, kh, kw, sy, sx, ph, pw):
     threads = _threads()
     other = _per_sample_contiguous(other)
     plan = _plan(n, out_h, out_w, k * isz, threads)
-    if 2 * m * k >= k * n * p or len(plan) == 1:
+    if 2 * m * DEEP >= n * p or len(plan) == 1:
         # Small maps, many channels (deep layers): the result is as large as the whole
         # column array. Build that once (blocks in parallel), then split the product
         # over the rows of the result.
@@ -574,7 +673,7 @@ def _fast_ok(node, arrays):
     for a in arrays:
         if a is None:
             continue
-        if type(a) is not numpy.ndarray:
+        if type(a) is not numpy.ndarray or a.size == 0:
             return False
         if dtype is None:
             dtype = a.dtype

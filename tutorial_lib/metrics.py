@@ -19,6 +19,16 @@ produces them (``models.colorize``), and compare an output with the ground truth
   (line value < ``INK``=128), the fraction that are still dark (luminance < ``DARK``=100)
   in the picture. The ground truth's own score (OpenMoji draws its lines in black, so
   close to 1) is the ceiling; an Ad-boss that paints over the lines pulls it down.
+* :func:`hue_stats` -- which colors a set of pictures uses. Pixels with chroma
+  (max(R,G,B) - min(R,G,B)) >= ``MIN_CHROMA``=40 count as *colored*; over all colored
+  pixels of all pictures together: the hue histogram (36 bins of 10 degrees, OpenCV HSV),
+  its entropy in bits (**hue variety**: 0 = one hue for everything, log2(36) = 5.17 = all
+  hues equally), the **skin share** (fraction of colored pixels with a hue in
+  ``SKIN_HUES`` = [10, 50) degrees: the skin tones, browns and oranges) and the mean HSV
+  saturation of colored pixels (0..255). "Sepia, only the skin" means: skin share far
+  above the truth's, hue variety and saturation below it. (Hasler-Suesstrunk colorfulness
+  rewards a consistent tint through its mean term, so a sepia picture can still score a
+  fair colorfulness; the hue statistics catch what it misses.)
 * :func:`evaluate` -- runs a model on TEST pairs and averages all of the above.
 """
 import math
@@ -29,6 +39,9 @@ import cv2
 import numpy as np
 
 PSNR_CAP = 100.0   # dB; what an identical picture counts as in averages
+MIN_CHROMA = 40    # max(R,G,B) - min(R,G,B) at least this: a colored pixel
+HUE_BINS = 36      # 10 degrees each
+SKIN_HUES = (10, 50)  # degrees: skin tones, browns, oranges
 INK = 128          # a line-art pixel below this is ink
 DARK = 100         # a picture pixel with luminance below this is dark
 
@@ -120,6 +133,30 @@ def line_preservation(images, lines, ink=INK, dark=DARK):
     return float(out[0]) if single else out
 
 
+def hue_stats(images, min_chroma=MIN_CHROMA, bins=HUE_BINS, skin=SKIN_HUES):
+    """Hue statistics of the colored pixels of a set of pictures, pooled (see module doc).
+
+    Returns dict(hist (bins,), hue_entropy bits, skin_share, saturation, colored_fraction).
+    """
+    a = _batch(images)
+    rgb = a.astype(np.int16)
+    chroma = rgb.max(-1) - rgb.min(-1)
+    mask = chroma >= min_chroma
+    hsv = np.stack([cv2.cvtColor(np.ascontiguousarray(i, np.uint8), cv2.COLOR_RGB2HSV)
+                    for i in a])
+    hue = hsv[..., 0][mask].astype(np.float64) * 2.0   # OpenCV: 0..179 -> degrees
+    sat = hsv[..., 1][mask].astype(np.float64)
+    hist = np.histogram(hue, bins=bins, range=(0, 360))[0].astype(np.float64)
+    if hist.sum() == 0:
+        return dict(hist=hist, hue_entropy=0.0, skin_share=math.nan, saturation=math.nan,
+                    colored_fraction=0.0)
+    p = hist / hist.sum()
+    nz = p[p > 0]
+    return dict(hist=p, hue_entropy=float(-(nz * np.log2(nz)).sum()),
+                skin_share=float(((hue >= skin[0]) & (hue < skin[1])).mean()),
+                saturation=float(sat.mean()), colored_fraction=float(mask.mean()))
+
+
 # ---------------------------------------------------------------------------------------
 
 HEXCODE = re.compile(r'^[0-9A-F]{4,6}(-[0-9A-F]{4,6})*$')
@@ -163,12 +200,21 @@ def scores(outputs, pairs):
     )
 
 
-def summarize(per_picture):
-    """Means of per-picture metrics, plus the colorfulness ratio."""
-    m = {k: float(np.nanmean(v)) for k, v in per_picture.items()}
+def summarize(per_picture, outputs=None, truth=None):
+    """Means of per-picture metrics, plus the colorfulness ratio; with the outputs and
+    the true pictures also the pooled hue statistics (``hue_entropy``, ``skin_share``,
+    ``saturation`` and their ``*_truth``)."""
+    with warnings.catch_warnings():  # an all-NaN column (no ink anywhere) stays NaN
+        warnings.simplefilter('ignore', RuntimeWarning)
+        m = {k: float(np.nanmean(v)) for k, v in per_picture.items()}
     m['colorfulness_ratio'] = (m['colorfulness'] / m['colorfulness_truth']
                                if m['colorfulness_truth'] > 0 else math.nan)
     m['n'] = int(len(per_picture['psnr']))
+    for suffix, images in (('', outputs), ('_truth', truth)):
+        if images is not None:
+            h = hue_stats(images)
+            for key in ('hue_entropy', 'skin_share', 'saturation'):
+                m[key + suffix] = h[key]
     return m
 
 
@@ -176,19 +222,23 @@ def evaluate(model, test_pairs, batch_size=16, allow_train=False, return_outputs
     """Run ``model`` on TEST pairs and return the mean metrics as a dict.
 
     Keys: psnr (dB, capped at PSNR_CAP), ssim, colorfulness, colorfulness_truth,
-    colorfulness_ratio, line_preservation, line_preservation_truth, n.
+    colorfulness_ratio, line_preservation, line_preservation_truth, hue_entropy,
+    hue_entropy_truth, skin_share, skin_share_truth, saturation, saturation_truth, n.
     With ``return_outputs=True`` returns (metrics, outputs uint8 (N,H,W,3)).
     """
     from .models import colorize
     check_test_pairs(test_pairs, allow_train)
     outputs = colorize(model, np.asarray(test_pairs.lines), batch_size=batch_size)
-    m = summarize(scores(outputs, test_pairs))
+    m = summarize(scores(outputs, test_pairs), outputs, np.asarray(test_pairs.colors))
     return (m, outputs) if return_outputs else m
 
 
 COLUMNS = [('psnr', 'PSNR dB', '%.2f'), ('ssim', 'SSIM', '%.3f'),
            ('colorfulness', 'colorful', '%.1f'),
            ('colorfulness_ratio', 'c.ratio', '%.2f'),
+           ('hue_entropy', 'hue bits', '%.2f'),
+           ('skin_share', 'skin share', '%.2f'),
+           ('saturation', 'satur.', '%.0f'),
            ('line_preservation', 'lines kept', '%.3f')]
 
 
@@ -196,7 +246,7 @@ def table_rows(results):
     """{name: metrics} -> list of rows [name, values...] with a header row first."""
     rows = [['model'] + [c[1] for c in COLUMNS]]
     for name, m in results.items():
-        rows.append([name] + [fmt % m[key] for key, _, fmt in COLUMNS])
+        rows.append([name] + [fmt % m[key] if key in m else '-' for key, _, fmt in COLUMNS])
     return rows
 
 
@@ -206,8 +256,15 @@ def format_table(results, truth=True):
     rows = table_rows(results)
     if truth and results:
         any_m = next(iter(results.values()))
-        rows.append(['ground truth', '-', '-', '%.1f' % any_m['colorfulness_truth'], '1.00',
-                     '%.3f' % any_m['line_preservation_truth']])
+        row = ['ground truth']
+        for key, _, fmt in COLUMNS:
+            if key == 'colorfulness_ratio':
+                row.append('1.00')
+            elif key + '_truth' in any_m:
+                row.append(fmt % any_m[key + '_truth'])
+            else:
+                row.append('-')
+        rows.append(row)
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     out = []
     for j, r in enumerate(rows):
@@ -216,3 +273,35 @@ def format_table(results, truth=True):
         if j == 0:
             out.append('-' * len(out[0]))
     return '\n'.join(out)
+
+
+def plot_hue_histograms(sets, ax=None, title=None):
+    """Bar chart of the hue histograms (see :func:`hue_stats`) of several picture sets,
+    e.g. ``{'ground truth': test.colors, 'U-Net + L2': outputs}``. Each bar is drawn in
+    its hue; the skin/brown band is shaded."""
+    import colorsys
+    import matplotlib.pyplot as plt
+    if ax is None:
+        _, ax = plt.subplots(figsize=(10, 3.2))
+    n = len(sets)
+    width = 360.0 / HUE_BINS / (n + 1)
+    hatches = ['', '//', '..', 'xx', '\\\\']
+    for k, (label, images) in enumerate(sets.items()):
+        h = hue_stats(images)
+        step = 360.0 / HUE_BINS
+        centers = np.arange(HUE_BINS) * step + step / 2
+        colors = [colorsys.hsv_to_rgb(c / 360.0, 0.75, 0.9) for c in centers]
+        ax.bar(centers - step / 2 + width * (k + 1), h["hist"], width=width,
+               color=colors, edgecolor='k', linewidth=0.5, hatch=hatches[k % len(hatches)],
+               label='%s: %.2f bits, skin share %.2f' % (label, h['hue_entropy'],
+                                                        h['skin_share']))
+    ax.axvspan(SKIN_HUES[0], SKIN_HUES[1], color='0.85', zorder=-1,
+               label='skin / brown hues (%d-%d deg)' % SKIN_HUES)
+    ax.set_xlim(0, 360)
+    ax.set_xticks(range(0, 361, 40))
+    ax.set_xlabel('hue (degrees) of the colored pixels')
+    ax.set_ylabel('share of colored pixels')
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return ax

@@ -212,13 +212,19 @@ def colorize(model, lines, batch_size=16, extra=None):
     Runs in evaluation mode (BatchNorm uses its running averages, no graph is kept),
     on the model's device. Sides that are not multiples of 16 are padded with paper
     and cropped back. ``extra``: optional float32 (N,C,H,W) channels appended to the
-    line (hints, later in the course); the model's ``in_ch`` must be 1 + C.
+    line (hints, later in the course); the model's ``in_ch`` must be 1 + C. A 4-channel
+    hint U-Net given ``extra=None`` colors without hints (hint channels = hints.EMPTY).
     """
     lines = np.asarray(lines)
     if lines.ndim == 2:
         lines = lines[None]
     padded, (h, w) = pad_to_multiple(lines)
-    if extra is not None:
+    if extra is None and getattr(model, 'in_ch', 1) == 4:
+        # a hint U-Net given no hints: the three hint channels say "no hint" everywhere
+        # (hints.EMPTY), padding included
+        from .hints import EMPTY
+        extra = np.full((len(padded), 3) + padded.shape[1:3], EMPTY, np.float32)
+    elif extra is not None:
         extra = np.asarray(extra, np.float32)
         if padded.shape[1:] != lines.shape[1:]:
             ph, pw = padded.shape[1] - h, padded.shape[2] - w

@@ -11,6 +11,8 @@ alone in float16. Run the same command again after an interruption (Ctrl-C, a ki
 process, a closed laptop) and it resumes from the newest snapshot; --no-resume starts over.
 """
 import argparse
+import json
+import os
 import shlex
 import sys
 
@@ -51,7 +53,13 @@ def main(argv=None):
     from . import training, backend
     if args.ship:
         from . import metrics
-        entry = training.ship(args.ship)
+        with open(os.path.join(args.ship, 'config.json')) as f:
+            shipped = json.load(f)['config']
+        if shipped.get('in_ch', 1) != 1:   # hint U-Nets and stage 2 (notebooks 04-05)
+            from . import stage2
+            entry = stage2.ship(args.ship)
+        else:
+            entry = training.ship(args.ship)
         print(metrics.format_table({entry['config']['name']: entry['test_metrics']}))
         return 0
     try:  # the faster CPU convolutions (TUTORIAL_FASTCONV=0 turns them off)
@@ -69,8 +77,12 @@ def main(argv=None):
     print('Device:', backend.describe(), file=sys.stderr)
     command = 'python -m tutorial_lib.train ' + ' '.join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    extra = {}
+    if config.in_ch != 1 or getattr(config, 'stage', 1) == 2:
+        from . import stage2   # hints as input channels; the 512 px second stage
+        extra = stage2.training_kwargs(config, progress=not args.no_progress)
     run = training.train(config, out=args.out, resume=args.resume,
-                         progress=not args.no_progress, command=command)
+                         progress=not args.no_progress, command=command, **extra)
     print('Done: %s at iteration %d' % (run.out, run.iteration), file=sys.stderr)
     return 0
 

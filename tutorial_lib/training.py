@@ -353,8 +353,11 @@ class Preview(training.Extension):
 
 
 def preview_grid(gen, pairs):
-    """uint8 RGB image: line art row, U-Net output row, ground-truth row."""
-    out = colorize(gen, pairs.lines)
+    """uint8 RGB image: line art row, U-Net output row, ground-truth row.
+
+    Pairs that carry an ``extra`` array (float32 (N,C,H,W): hint channels, or a second
+    stage's upsampled first-stage colors) feed it to the U-Net next to the line."""
+    out = colorize(gen, pairs.lines, extra=getattr(pairs, 'extra', None))
     lines = np.repeat(pairs.lines[..., None], 3, axis=3)
     rows = [np.concatenate(list(r), axis=1) for r in (lines, out, pairs.colors)]
     return np.concatenate(rows, axis=0)
@@ -492,11 +495,14 @@ class Progress(training.Extension):
 # Putting it together
 # ---------------------------------------------------------------------------------------
 
-def build_models(config, backend=None):
-    """The U-Net (and Ad-boss when config.adv_weight > 0), seeded, on the device."""
+def build_models(config, backend=None, gen_fn=None):
+    """The U-Net (and Ad-boss when config.adv_weight > 0), seeded, on the device.
+
+    ``gen_fn(in_ch=, width=)``: builds the U-Net instead of ``UNET`` (a subclass, or a
+    warm-started one; see stage2.py)."""
     b = backend or backend_mod.current()
     np.random.seed(config.seed)  # Chainer's initializers draw from numpy's generator
-    gen = UNET(in_ch=config.in_ch, width=config.width)
+    gen = (gen_fn or UNET)(in_ch=config.in_ch, width=config.width)
     dis = DIS(width=config.width, image_size=config.size) if config.adversarial else None
     for m in (gen, dis):
         if m is not None:
@@ -528,13 +534,17 @@ class Run:
 
 
 def build_trainer(config, out, train_pairs=None, preview_pairs=None, resume=True,
-                  device=None, progress=True, command=None, input_fn=None):
+                  device=None, progress=True, command=None, input_fn=None,
+                  updater_cls=None, gen_fn=None):
     """A ready-to-run Chainer Trainer writing into the run folder ``out``.
 
     ``config``: a TrainConfig or a name from configs.py. ``train_pairs`` /
     ``preview_pairs`` default to the config's data (TRAIN split / committed TEST
     samples). With ``resume=True`` and a snapshot in ``out``, the trainer continues from
     the newest one; ``config.iterations`` may be raised to train longer.
+    ``updater_cls``: a :class:`ReconstructionUpdater` subclass (same constructor) for
+    runs without the Ad-boss that assemble their batches differently (stage 2);
+    ``gen_fn``: see :func:`build_models`.
     """
     if isinstance(config, str):
         config = configs_mod.get(config)
@@ -555,12 +565,12 @@ def build_trainer(config, out, train_pairs=None, preview_pairs=None, resume=True
     if len(train_pairs.lines) < 1:
         raise ValueError('no training pictures')
 
-    gen, dis = build_models(config, b)
+    gen, dis = build_models(config, b, gen_fn)
     it = make_iterator(train_pairs, config.batch_size, config.seed)
     opt_g = _adam(config.alpha_g, config.beta1, config.weight_decay, gen)
     if dis is None:
-        updater = ReconstructionUpdater(it, gen, opt_g, config.rec_loss, config.seed,
-                                        config.flip, b, input_fn)
+        updater = (updater_cls or ReconstructionUpdater)(
+            it, gen, opt_g, config.rec_loss, config.seed, config.flip, b, input_fn)
     else:
         opt_d = _adam(config.alpha_d, config.beta1, config.weight_decay, dis)
         updater = AdversarialUpdater(it, gen, dis, opt_g, opt_d, config.adv_weight,
@@ -597,6 +607,7 @@ class FinalWeights(training.Extension):
         if trainer.updater.iteration >= self.stop:
             meta = dict(in_ch=self.config.in_ch, width=self.config.width,
                         config=self.config.name, iteration=trainer.updater.iteration)
+            meta.update(getattr(self.gen, 'save_meta', {}))  # e.g. a residual stage 2
             save_weights(self.gen, os.path.join(trainer.out, 'gen.npz'), meta)
             if self.dis is not None:
                 save_weights(self.dis, os.path.join(trainer.out, 'dis.npz'),
@@ -632,7 +643,8 @@ def _write_config(config, out, b, command, resuming):
 
 
 def train(config, out=None, iterations=None, device=None, resume=True, progress=True,
-          train_pairs=None, preview_pairs=None, command=None, input_fn=None):
+          train_pairs=None, preview_pairs=None, command=None, input_fn=None,
+          updater_cls=None, gen_fn=None):
     """Train (or continue training) and return the :class:`Run` when done.
 
     ``out`` defaults to ``runs/<config name>`` in the repository.
@@ -645,7 +657,7 @@ def train(config, out=None, iterations=None, device=None, resume=True, progress=
         from . import REPO_ROOT
         out = str(REPO_ROOT / 'runs' / config.name)
     run = build_trainer(config, out, train_pairs, preview_pairs, resume, device, progress,
-                        command, input_fn)
+                        command, input_fn, updater_cls, gen_fn)
     if run.iteration < config.iterations:
         run.trainer.run()
     return run
@@ -828,3 +840,13 @@ def ship(run_folder, name=None, evaluate_on_test=True):
         json.dump(manifest, f, indent=1, sort_keys=True)
     os.replace(tmp, checkpoints_dir() / 'manifest.json')
     return entry
+
+
+def load_gen_from_snapshot(path, config=None):
+    """The U-Net inside a trainer snapshot (snapshot_iter_N.npz) of a run folder."""
+    if config is None:
+        with open(os.path.join(os.path.dirname(path), 'config.json')) as f:
+            config = configs_mod.TrainConfig.from_dict(json.load(f)['config'])
+    gen = UNET(in_ch=config.in_ch, width=config.width)
+    chainer.serializers.load_npz(path, gen, path='updater/model:gen/')
+    return gen
