@@ -428,3 +428,20 @@ def test_bench_quick_smoke(tmp_path, capsys):
         assert key in saved and saved[key] > 0, key
     assert saved['quick'] is True and result['repeats'] == 1
     assert '| train128_full |' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize('env, expected', [(None, True), ('0', False), ('1', True)])
+def test_import_enables_by_default(env, expected):
+    """``import tutorial_lib`` turns the fast path on unless TUTORIAL_FASTCONV=0."""
+    import os
+    import subprocess
+    import sys
+    environ = dict(os.environ)
+    environ.pop('TUTORIAL_FASTCONV', None)
+    if env is not None:
+        environ['TUTORIAL_FASTCONV'] = env
+    code = ('import tutorial_lib, sys; m = sys.modules.get("tutorial_lib.fastconv"); '
+            'print(bool(m and m.is_enabled()))')
+    out = subprocess.run([sys.executable, '-c', code], env=environ, capture_output=True,
+                         text=True, check=True).stdout.strip()
+    assert out == str(expected)

@@ -4,6 +4,8 @@ Importing the package first applies :mod:`tutorial_lib.compat`, so that
 ``import chainer`` works on a 2026 numpy/setuptools stack.
 """
 from . import compat  # noqa: F401  (must run before anything imports chainer)
+from . import fastconv  # noqa: E402  faster CPU conv/deconv; TUTORIAL_FASTCONV=0 keeps stock Chainer
+fastconv.enable_from_env()
 
 __version__ = '0.1.0'
 
