@@ -1,4 +1,6 @@
-"""CPU speed benchmark: stock Chainer 7.8.1 against tutorial_lib's fast conv path.
+"""CPU speed benchmark: stock Chainer 7.8.1 against tutorial_lib's fast conv path
+(:mod:`tutorial_lib.fastconv`, which switches :mod:`tutorial_lib.fastbn`'s batch
+normalization with it).
 
     python -m tutorial_lib.bench            # or: make bench  (a few minutes)
     python -m tutorial_lib.bench --quick    # smoke run: tiny sizes, one repeat

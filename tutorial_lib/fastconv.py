@@ -83,6 +83,12 @@ block on stock Chainer (for comparisons); ``fastconv.is_enabled()`` tells which 
 says which BLAS was found and how many threads the fast path uses. The building blocks
 (``conv2d_forward``, ``conv2d_grad_w``, ``deconv2d_forward``, ``im2col``, ``col2im``)
 take and return plain numpy arrays. ``python -m tutorial_lib.bench`` measures the gain.
+
+The same switches (``enable``, ``disable``, ``stock``, ``fast``, ``enable_from_env``) also
+turn on and off :mod:`tutorial_lib.fastbn`, a fused CPU path for batch normalization
+(test-mode ``FixedBatchNormalization`` forward, train-mode forward and backward);
+``is_enabled()`` is true only when both are on, and ``stock()``/``fast()`` restore each
+one's previous state.
 """
 import contextlib
 import ctypes
@@ -720,48 +726,67 @@ _FAST = {_ConvF: _conv_forward_core, _ConvGW: _conv_grad_w_core,
 # ----------------------------------------------------------------------------------
 
 def enable():
-    """Route Chainer's CPU conv/deconv cores to the fast code (idempotent)."""
+    """Route Chainer's CPU conv/deconv cores (and batch normalization, see
+    :mod:`tutorial_lib.fastbn`) to the fast code (idempotent)."""
+    from . import fastbn
     with _lock:
         for cls, fn in _FAST.items():
             cls._forward_cpu_core = fn
+        fastbn.enable()
 
 
 def disable():
-    """Put Chainer's own CPU cores back (idempotent)."""
+    """Put Chainer's own CPU cores (and batch normalization) back (idempotent)."""
+    from . import fastbn
     with _lock:
         for cls, fn in _ORIGINAL.items():
             cls._forward_cpu_core = fn
+        fastbn.disable()
 
 
 def is_enabled():
-    """True when all three Chainer cores are the fast ones."""
-    return all(cls.__dict__.get('_forward_cpu_core') is fn for cls, fn in _FAST.items())
+    """True when all three Chainer cores and the batch normalization are the fast ones."""
+    from . import fastbn
+    return (all(cls.__dict__.get('_forward_cpu_core') is fn for cls, fn in _FAST.items())
+            and fastbn.is_enabled())
+
+
+def _state():
+    from . import fastbn
+    return (all(cls.__dict__.get('_forward_cpu_core') is fn for cls, fn in _FAST.items()),
+            fastbn.is_enabled())
+
+
+def _restore(state):
+    from . import fastbn
+    with _lock:
+        for cls in _FAST:
+            cls._forward_cpu_core = (_FAST if state[0] else _ORIGINAL)[cls]
+        (fastbn.enable if state[1] else fastbn.disable)()
 
 
 @contextlib.contextmanager
 def stock():
     """Run the enclosed block on stock Chainer, then restore the previous state."""
     with _lock:
-        was = is_enabled()
+        was = _state()
         disable()
     try:
         yield
     finally:
-        if was:
-            enable()
+        _restore(was)
 
 
 @contextlib.contextmanager
 def fast():
     """Run the enclosed block with the fast path, then restore the previous state."""
     with _lock:
-        was = is_enabled()
+        was = _state()
         enable()
     try:
         yield
     finally:
-        if not was:
-            disable()
+        _restore(was)
 
 
 def enable_from_env(environ=None):

@@ -423,8 +423,9 @@ def plot_log(log, title=None, axes=None):
         ax.legend(h1 + h2, l1 + l2, loc='upper right', fontsize=8)
 
     axes[0].plot(it, series('gen/loss_rec'), label='reconstruction (gen/loss_rec)')
+    axes[0].set_yscale('log')
     axes[0].set_xlabel('iteration')
-    axes[0].set_ylabel('reconstruction loss')
+    axes[0].set_ylabel('reconstruction loss (log scale)')
     axes[0].set_title('U-Net')
     if adv:
         ax2 = axes[0].twinx()

@@ -1,0 +1,343 @@
+"""A fused, allocation-light CPU path for Chainer's batch normalization.
+
+Why
+---
+Once :mod:`tutorial_lib.fastconv` made the convolutions fast, batch normalization became
+a visible share of a 512 px inference (about a fifth of it): Chainer 7.8.1 computes the
+inference form ``y = gamma * (x - mean) / sqrt(var + eps) + beta`` on numpy as
+``x - mean``, ``*= inv_std``, ``* gamma``, ``+= beta`` and a final ``astype`` copy, i.e.
+three full-size arrays and five passes over memory for every layer. The training form
+does the same plus ``x.mean``/``x.var`` (``var`` makes its own full-size temporaries) and,
+in backward, about eight full-size temporaries.
+
+What this module replaces
+-------------------------
+Three methods, each only for the case it handles (everything else calls the original):
+
+* ``chainer.functions.normalization.batch_normalization.FixedBatchNormalization.forward``
+  (test mode: ``train=False``, the running statistics are used);
+* ``...batch_normalization.GeneralBatchNormalizationImpl.forward`` and ``.backward``
+  (train mode: the generic numpy/CuPy implementation that ``BatchNormalization`` and
+  ``BatchNormalizationGrad`` call when neither cuDNN nor iDeep is used).
+
+The fast code runs when ``x`` (and ``gy``) are C-contiguous ``numpy.ndarray`` s, non-empty,
+of float32 or float64, every parameter/statistic array is a 1-D ``numpy.ndarray`` of the
+same dtype, the normalized axes are all but axis 1 (per-channel statistics of an
+``(N, C, ...)`` array -- the U-Net/DIS case; 2-D ``(N, C)`` arrays are included), the
+memory layout is the default one and iDeep is not in use. Anything else (float16,
+mixed dtypes, other axes, a 2-D gamma, CuPy/ChainerX arrays, ...) takes Chainer's code.
+
+The replacements compute and store exactly the values Chainer's backward and double
+backward read afterwards (``FixedBatchNormalization``: ``axis``, ``key_axis``,
+``expander``, ``inv_var``, ``inv_std``, retained inputs 0, 1, 3, 4;
+``GeneralBatchNormalizationImpl.forward``: ``mean``, ``var``, ``inv_std`` and the running
+statistics update), so the graphs and all gradients -- gamma, beta, mean and var of a
+fixed BN, double backward -- are Chainer's own.
+
+How it is faster
+----------------
+* Inference: ``scale = gamma * inv_std`` and ``shift = beta - mean * scale`` per channel,
+  then ``y = x * scale + shift`` with ``numpy.multiply(..., out=y)`` and ``y += shift``:
+  one output array, no temporaries.
+* Training forward: per-channel sums for the mean, then the sum of squared deviations
+  from that mean (two-pass, as accurate as ``numpy.var``) through a small reused scratch
+  buffer, then the same fused ``y = x * scale + shift``.
+* Training backward: ``gbeta = sum(gy)`` and ``ggamma = inv_std * sum(gy * (x - mean))``
+  in one pass, then ``gx = a * gy - k1 * (x - mean) - k0`` with per-channel ``a, k1, k0``
+  in a second pass writing straight into ``gx``.
+* All of it runs in blocks of about ``BLOCK_BYTES`` (samples x channel ranges, or pieces
+  of one channel plane when a plane is larger), so the second operation on a block finds
+  it in cache, on the same worker threads as ``fastconv`` (``fastconv._run``; numpy
+  releases the GIL in these loops). Partial sums are combined in a fixed order, so the
+  results do not depend on the threads.
+
+Because ``y = x * scale + shift`` rounds differently from Chainer's
+``((x - mean) * inv_std) * gamma + beta``, results agree with stock Chainer to float
+rounding, not bit for bit (``tests/test_fastbn.py`` checks this and the gradients).
+
+Use
+---
+``fastconv.enable()``, ``fastconv.disable()``, ``fastconv.stock()`` and ``fastconv.fast()``
+switch this module together with the convolutions (so ``import tutorial_lib`` enables
+it, and ``TUTORIAL_FASTCONV=0`` keeps stock Chainer). ``fastbn.enable()`` /
+``fastbn.disable()`` / ``fastbn.is_enabled()`` switch this module alone. The numpy building
+blocks ``bn_inference``, ``bn_train_forward`` and ``bn_train_backward`` can be called
+directly.
+"""
+import threading
+
+from . import compat  # noqa: F401  (before chainer)
+import numpy
+
+from chainer.backends import intel64
+from chainer.functions.normalization import batch_normalization as _bn
+
+from . import fastconv as _fc
+
+__all__ = ['enable', 'disable', 'is_enabled', 'bn_inference', 'bn_train_forward',
+           'bn_train_backward']
+
+_Fixed = _bn.FixedBatchNormalization
+_General = _bn.GeneralBatchNormalizationImpl
+
+# The stock methods, saved once at import so that disable() can always put them back.
+_ORIGINAL = {
+    (_Fixed, 'forward'): _Fixed.__dict__['forward'],
+    (_General, 'forward'): _General.__dict__['forward'],
+    (_General, 'backward'): _General.__dict__['backward'],
+}
+
+# Tuning knobs (module attributes, read at every call).
+BLOCK_BYTES = 256 << 10   # bytes of x per block (x, y/gy/gx and a scratch block fit in L2)
+PARALLEL_BYTES = 1 << 20  # below this many bytes of x, one block in the calling thread
+
+_DTYPES = (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64))
+_lock = threading.RLock()
+
+
+# ----------------------------------------------------------------------------------
+# Blocks and threads
+# ----------------------------------------------------------------------------------
+
+def _as3d(a):
+    """(N, C, ...) C-contiguous -> the (N, C, M) view."""
+    n, c = a.shape[:2]
+    return a.reshape(n, c, a.size // (n * c) if n * c else 0)
+
+
+def _blocks(n, c, m, itemsize):
+    """Cut the (n, c, m) array into blocks (n0, n1, c0, c1, m0, m1) of about BLOCK_BYTES:
+    runs of whole samples, runs of channels of one sample, or pieces of one plane."""
+    if n * c * m * itemsize <= PARALLEL_BYTES:
+        return [(0, n, 0, c, 0, m)]
+    plane = m * itemsize
+    if plane >= BLOCK_BYTES:
+        pieces = -(-plane // BLOCK_BYTES)
+        return [(i, i + 1, ch, ch + 1, m0, m1) for i in range(n) for ch in range(c)
+                for m0, m1 in _fc._split(m, pieces)]
+    if c * plane >= BLOCK_BYTES:
+        per = max(1, BLOCK_BYTES // plane)
+        return [(i, i + 1, c0, min(c, c0 + per), 0, m)
+                for i in range(n) for c0 in range(0, c, per)]
+    per = max(1, BLOCK_BYTES // (c * plane))
+    return [(n0, min(n, n0 + per), 0, c, 0, m) for n0 in range(0, n, per)]
+
+
+def _map(blocks, work, nbytes):
+    """Run work(block) for every block (on fastconv's threads for large arrays)."""
+    threads = _fc._threads() if nbytes > PARALLEL_BYTES else 1
+    return _fc._run(blocks, work, threads)
+
+
+def _sum_partials(blocks, parts, c, dtype):
+    """Per-channel totals of per-block partial sums, added in block order."""
+    out = numpy.zeros(c, dtype)
+    for (_, _, c0, c1, _, _), p in zip(blocks, parts):
+        out[c0:c1] += p
+    return out
+
+
+# ----------------------------------------------------------------------------------
+# Building blocks (numpy only; x C-contiguous (N, C, ...), per-channel 1-D vectors)
+# ----------------------------------------------------------------------------------
+
+def _scale_shift(x3, y3, scale, shift, blocks):
+    def work(b):
+        n0, n1, c0, c1, m0, m1 = b
+        yb = y3[n0:n1, c0:c1, m0:m1]
+        numpy.multiply(x3[n0:n1, c0:c1, m0:m1], scale[c0:c1, None], out=yb)
+        yb += shift[c0:c1, None]
+    _map(blocks, work, x3.nbytes)
+
+
+def bn_inference(x, gamma, beta, mean, inv_std):
+    """y = gamma * (x - mean) * inv_std + beta, per channel (axis 1), as x * scale + shift."""
+    scale = gamma * inv_std
+    shift = beta - mean * scale
+    y = numpy.empty_like(x, order='C')
+    x3, y3 = _as3d(x), _as3d(y)
+    _scale_shift(x3, y3, scale, shift, _blocks(*x3.shape, x.itemsize))
+    return y
+
+
+def bn_train_forward(x, gamma, beta, eps):
+    """Training-mode batch normalization over all axes but 1.
+    Returns y, mean, var (biased), inv_std = 1 / sqrt(var + eps)."""
+    x3 = _as3d(x)
+    n, c, m = x3.shape
+    dtype = x.dtype
+    blocks = _blocks(n, c, m, x.itemsize)
+    count = n * m
+
+    def sums(b):
+        n0, n1, c0, c1, m0, m1 = b
+        return x3[n0:n1, c0:c1, m0:m1].sum(axis=(0, 2))
+    mean = _sum_partials(blocks, _map(blocks, sums, x.nbytes), c, dtype)
+    mean /= count
+
+    def squares(b):
+        n0, n1, c0, c1, m0, m1 = b
+        xb = x3[n0:n1, c0:c1, m0:m1]
+        d = _fc._scratch('bn', xb.size, dtype).reshape(xb.shape)
+        numpy.subtract(xb, mean[c0:c1, None], out=d)
+        return numpy.einsum('nij,nij->i', d, d)
+    var = _sum_partials(blocks, _map(blocks, squares, x.nbytes), c, dtype)
+    var /= count
+
+    inv_std = numpy.reciprocal(numpy.sqrt(var + eps, dtype=dtype))
+    scale = gamma * inv_std
+    shift = beta - mean * scale
+    y = numpy.empty_like(x, order='C')
+    _scale_shift(x3, _as3d(y), scale, shift, blocks)
+    return y, mean, var, inv_std
+
+
+def bn_train_backward(x, gamma, gy, mean, inv_std):
+    """Gradients of training-mode batch normalization: gx, ggamma, gbeta."""
+    x3, gy3 = _as3d(x), _as3d(gy)
+    n, c, m = x3.shape
+    dtype = x.dtype
+    blocks = _blocks(n, c, m, x.itemsize)
+
+    def sums(b):
+        n0, n1, c0, c1, m0, m1 = b
+        xb, gb = x3[n0:n1, c0:c1, m0:m1], gy3[n0:n1, c0:c1, m0:m1]
+        d = _fc._scratch('bn', xb.size, dtype).reshape(xb.shape)
+        numpy.subtract(xb, mean[c0:c1, None], out=d)
+        return gb.sum(axis=(0, 2)), numpy.einsum('nij,nij->i', gb, d)
+    parts = _map(blocks, sums, x.nbytes)
+    gbeta = _sum_partials(blocks, [p[0] for p in parts], c, dtype)
+    ggamma = _sum_partials(blocks, [p[1] for p in parts], c, dtype)
+    ggamma *= inv_std
+
+    inv_m = dtype.type(1. / (n * m))
+    a = gamma * inv_std
+    k1 = a * inv_m * ggamma * inv_std
+    k0 = a * inv_m * gbeta
+    gx = numpy.empty_like(x, order='C')
+    gx3 = _as3d(gx)
+
+    def grad(b):
+        n0, n1, c0, c1, m0, m1 = b
+        sl = (slice(n0, n1), slice(c0, c1), slice(m0, m1))
+        xb, gb, ob = x3[sl], gy3[sl], gx3[sl]
+        d = _fc._scratch('bn', xb.size, dtype).reshape(xb.shape)
+        numpy.subtract(xb, mean[c0:c1, None], out=d)
+        d *= k1[c0:c1, None]
+        d += k0[c0:c1, None]
+        numpy.multiply(gb, a[c0:c1, None], out=ob)
+        ob -= d
+    _map(blocks, grad, x.nbytes)
+    return gx, ggamma, gbeta
+
+
+# ----------------------------------------------------------------------------------
+# When the fast code applies
+# ----------------------------------------------------------------------------------
+
+def _array_ok(a, dtype):
+    return type(a) is numpy.ndarray and a.dtype == dtype
+
+
+def _fast_ok(x, vectors, axis, big=()):
+    """x and the arrays in ``big`` C-contiguous (N, C, ...) numpy arrays of one float
+    dtype, every vector 1-D of that dtype and length C, statistics over all axes but 1."""
+    if type(x) is not numpy.ndarray or x.dtype not in _DTYPES or x.ndim < 2 or x.size == 0:
+        return False
+    if not x.flags.c_contiguous:
+        return False
+    if tuple(axis) != (0,) + tuple(range(2, x.ndim)):
+        return False
+    for a in big:
+        if not _array_ok(a, x.dtype) or a.shape != x.shape or not a.flags.c_contiguous:
+            return False
+    c = x.shape[1]
+    for v in vectors:
+        if not _array_ok(v, x.dtype) or v.shape != (c,):
+            return False
+    return not intel64.inputs_all_ready((x,)) or not intel64.should_use_ideep('>=auto')
+
+
+# ----------------------------------------------------------------------------------
+# The three replacements
+# ----------------------------------------------------------------------------------
+
+def _fixed_forward(self, inputs):
+    x, gamma, beta, mean, var = inputs
+    axis = _bn._compute_axis(x.ndim, gamma.ndim, self.axis)
+    if not _fast_ok(x, (gamma, beta, mean, var), axis):
+        return _ORIGINAL[(_Fixed, 'forward')](self, inputs)
+    # Exactly the state Chainer's forward leaves for backward / FixedBatchNormalizationGrad.
+    self.retain_inputs((0, 1, 3, 4))
+    self.axis = axis
+    self.key_axis = _bn._compute_key_axis(x.ndim, gamma.ndim, axis)
+    self.expander = tuple(slice(None) if i in self.key_axis else None
+                          for i in range(x.ndim))
+    self.inv_var = numpy.reciprocal(var + self.eps)
+    self.inv_std = numpy.sqrt(self.inv_var, dtype=self.inv_var.dtype)
+    return bn_inference(x, gamma, beta, mean, self.inv_std),
+
+
+def _general_forward(self, axis, gamma, x, x_layout, xp, expander,
+                     beta, eps, decay, running_mean, running_var):
+    ok = (xp is numpy and x_layout is None
+          and _fast_ok(x, (gamma, beta), axis)
+          and (running_mean is None
+               or (_array_ok(running_mean, x.dtype) and _array_ok(running_var, x.dtype)
+                   and running_mean.shape == gamma.shape
+                   and running_var.shape == gamma.shape)))
+    if not ok:
+        return _ORIGINAL[(_General, 'forward')](
+            self, axis, gamma, x, x_layout, xp, expander,
+            beta, eps, decay, running_mean, running_var)
+    y, mean, var, inv_std = bn_train_forward(x, gamma, beta, eps)
+    if running_mean is not None:  # as Chainer updates them (unbiased variance)
+        m = x.size // gamma.size
+        adjust = m / max(m - 1., 1.)
+        running_mean *= decay
+        running_mean += (1 - decay) * mean
+        running_var *= decay
+        running_var += (1 - decay) * adjust * var
+    return y, x_layout, running_mean, running_var, mean, var, inv_std, None
+
+
+def _general_backward(self, axis, gamma, gy, x, x_layout, xp,
+                      expander, mean, inv_std, eps, var, forward_data):
+    ok = (xp is numpy and x_layout is None
+          and _fast_ok(x, (gamma, mean, inv_std), axis, big=(gy,)))
+    if not ok:
+        return _ORIGINAL[(_General, 'backward')](
+            self, axis, gamma, gy, x, x_layout, xp,
+            expander, mean, inv_std, eps, var, forward_data)
+    gx, ggamma, gbeta = bn_train_backward(x, gamma, gy, mean, inv_std)
+    return gx, None, ggamma, gbeta
+
+
+_FAST = {
+    (_Fixed, 'forward'): _fixed_forward,
+    (_General, 'forward'): _general_forward,
+    (_General, 'backward'): _general_backward,
+}
+
+
+# ----------------------------------------------------------------------------------
+# Switching (fastconv.enable/disable/stock/fast call these too)
+# ----------------------------------------------------------------------------------
+
+def enable():
+    """Route Chainer's CPU batch normalization to the fast code (idempotent)."""
+    with _lock:
+        for (cls, name), fn in _FAST.items():
+            setattr(cls, name, fn)
+
+
+def disable():
+    """Put Chainer's own methods back (idempotent)."""
+    with _lock:
+        for (cls, name), fn in _ORIGINAL.items():
+            setattr(cls, name, fn)
+
+
+def is_enabled():
+    """True when all three methods are the fast ones."""
+    return all(cls.__dict__.get(name) is fn for (cls, name), fn in _FAST.items())
