@@ -183,7 +183,7 @@ CONFIGS.update({
     'classroom_stage2': Stage2Config(
         'classroom_stage2', 'second stage at 512 px (L1, trained on 256 px crops) refining '
         'classroom_hints', in_ch=4, width=1 / 8, size=512, stage1_size=128, crop=256,
-        rec_loss='l1', stage1='classroom_hints', batch_size=4, iterations=2500,
+        rec_loss='l1', stage1='classroom_hints', batch_size=4, iterations=1200,
         alpha_g=2e-4, snapshot_interval=50, preview_interval=100, log_interval=10,
         n_preview=4),
 })
