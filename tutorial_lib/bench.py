@@ -27,12 +27,10 @@ load average before and after: on a shared machine, read the speedups with it in
 """
 import argparse
 import gc
-import json
 import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 
 from . import compat  # noqa: F401  (before chainer)
@@ -44,7 +42,7 @@ from chainer.functions.connection import convolution_2d as _c2d
 from chainer.functions.connection import deconvolution_2d as _d2d
 from chainer.utils import conv as _conv
 
-from . import fastconv
+from . import atomic, fastconv
 from .models import DIS, UNET
 
 MODES = {'stock': fastconv.stock, 'fast': fastconv.fast}
@@ -189,18 +187,7 @@ def load_average():
 
 
 def write_json_atomic(path, data):
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.bench-', suffix='.json',
-                               dir=os.path.dirname(os.path.abspath(path)))
-    try:
-        with os.fdopen(fd, 'w') as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write('\n')
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic.write_json(path, data, indent=2, sort_keys=True)
 
 
 def workloads(quick):

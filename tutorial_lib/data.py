@@ -49,7 +49,6 @@ import pathlib
 import re
 import shutil
 import sys
-import tempfile
 import time
 import warnings
 
@@ -57,6 +56,7 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
+from . import atomic
 from .openmoji import CREDIT, SkipItem
 
 SPLITS = ('train', 'test')
@@ -285,17 +285,7 @@ def pairs_from_folder(folder, size=None, kernel_size=3, limit=None, **line_optio
 
 # ---------------------------------------------------------------- atomic files
 
-def _atomic_write(path, data):
-    """Write bytes to a temp file beside `path`, then os.replace: never a half file."""
-    path = pathlib.Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix='.%s.' % path.name, suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+_atomic_write = atomic.write_bytes  # temp file beside the target, then os.replace
 
 
 def _write_png(path, image):
@@ -449,19 +439,13 @@ def _pack(out, size, split, names, files):
     folder = pathlib.Path(out) / 'png' / str(size)
     for path, kind in ((lines_path, 'line'), (colors_path, 'color')):
         source = LazyImages(folder, stems, kind, size)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix='.%s.' % path.name, suffix='.tmp')
-        os.close(fd)
-        try:
+        with atomic.atomic_path(path) as tmp:
             array = np.lib.format.open_memmap(tmp, mode='w+', dtype=np.uint8, shape=source.shape)
             for i in tqdm(range(len(source)), desc='packing %s %s %d' % (split, kind, size),
                           leave=False):
                 array[i] = source[i]
             array.flush()
             del array
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
     _write_json(manifest_path, dict(names=names, size=size))
 
 

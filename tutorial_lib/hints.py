@@ -23,10 +23,11 @@ hint images are stored as RGBA PNGs where alpha marks the hinted pixels.
 import dataclasses
 import os
 import re
-import tempfile
 
 import cv2
 import numpy as np
+
+from . import atomic
 
 EMPTY = -2.0              # value of all three hint channels where there is no hint
 EMPTY_THRESHOLD = -1.5    # halfway between black (-1) and EMPTY: decode's decision line
@@ -330,16 +331,7 @@ def save_hint_png(path, hint_rgb, mask):
     ok, data = cv2.imencode('.png', rgba[..., [2, 1, 0, 3]])  # OpenCV stores BGRA
     if not ok:
         raise ValueError('could not encode the hint image as PNG')
-    path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(suffix='.png', dir=os.path.dirname(os.path.abspath(path)))
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic.write_bytes(path, data.tobytes())
 
 
 def load_hint_png(path):

@@ -13,9 +13,8 @@ The 2017 code passed ``test=True`` to every BatchNormalization; modern Chainer r
 ``with chainer.using_config('train', False): y = unet(x)``.
 """
 from . import compat  # noqa: F401
+from . import atomic
 import json
-import os
-import tempfile
 
 import chainer
 import chainer.functions as F
@@ -375,17 +374,9 @@ def save_weights(link, path, meta=None):
             np.float16 if np.issubdtype(np.asarray(value).dtype, np.floating) else
             np.asarray(value).dtype)
     arrays['__meta__'] = np.frombuffer(json.dumps(meta or {}).encode(), np.uint8)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
+    with atomic.atomic_path(path) as tmp:
+        with open(tmp, 'wb') as f:
             np.savez_compressed(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def _persistents(link):

@@ -27,7 +27,6 @@ import json
 import os
 import re
 import sys
-import tempfile
 import time
 import zlib
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ import numpy as np
 from chainer import training
 from chainer.training import extensions
 
+from . import atomic
 from . import backend as backend_mod
 from . import configs as configs_mod
 from .models import (UNET, DIS, encode_lines, encode_colors, colorize, save_weights,
@@ -324,14 +324,8 @@ class Snapshot(training.Extension):
         out = trainer.out
         it = trainer.updater.iteration
         path = os.path.join(out, 'snapshot_iter_%d.npz' % it)
-        fd, tmp = tempfile.mkstemp(dir=out, prefix='.snapshot_', suffix='.tmp')
-        os.close(fd)
-        try:
+        with atomic.atomic_path(path) as tmp:
             chainer.serializers.save_npz(tmp, trainer)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
         for _, old in list_snapshots(out)[:-self.keep]:
             os.remove(old)
 
@@ -367,9 +361,8 @@ def save_preview(gen, pairs, path):
     import cv2
     os.makedirs(os.path.dirname(path), exist_ok=True)
     grid = preview_grid(gen, pairs)
-    tmp = path + '.tmp.png'
-    cv2.imwrite(tmp, grid[..., ::-1])
-    os.replace(tmp, path)
+    with atomic.atomic_path(path) as tmp:
+        cv2.imwrite(tmp, grid[..., ::-1])
 
 
 def list_previews(out):
@@ -395,9 +388,8 @@ class LossPlot(training.Extension):
                 adv = any('dis/loss' in e for e in log)
                 fig = Figure(figsize=(10 if adv else 5.5, 3.4))
                 plot_log(log, axes=fig.subplots(1, 2 if adv else 1, squeeze=False)[0])
-                tmp = os.path.join(trainer.out, '.loss.tmp.png')
-                fig.savefig(tmp, dpi=80)
-                os.replace(tmp, os.path.join(trainer.out, 'loss.png'))
+                with atomic.atomic_path(os.path.join(trainer.out, 'loss.png')) as tmp:
+                    fig.savefig(tmp, dpi=80)
 
 
 def plot_log(log, title=None, axes=None):
@@ -637,10 +629,7 @@ def _write_config(config, out, b, command, resuming):
                 'Use another --out, or --no-resume to start over.' % (out, ', '.join(diff)))
         info['resumed'] = old.get('resumed', []) + [info['started']]
         info['started'] = old.get('started')
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
-        json.dump(info, f, indent=1)
-    os.replace(tmp, path)
+    atomic.write_json(path, info)
 
 
 def train(config, out=None, iterations=None, device=None, resume=True, progress=True,
@@ -851,10 +840,7 @@ def ship(run_folder, name=None, evaluate_on_test=True):
         'U-Nets shipped with the course, trained on CPU with python -m tutorial_lib.train. '
         'Load one with tutorial_lib.training.load_checkpoint(name). ' + LICENSE_NOTE))
     manifest.setdefault('checkpoints', {})[name] = entry
-    tmp = checkpoints_dir() / 'manifest.json.tmp'
-    with open(tmp, 'w') as f:
-        json.dump(manifest, f, indent=1, sort_keys=True)
-    os.replace(tmp, checkpoints_dir() / 'manifest.json')
+    atomic.write_json(checkpoints_dir() / 'manifest.json', manifest, sort_keys=True)
     return entry
 
 
