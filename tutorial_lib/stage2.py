@@ -673,6 +673,7 @@ def ship(run_folder, stage2_pictures=64, with_hints_curve=True):
     cfg = info['config']
     if cfg.get('stage', 1) != 2:
         training.ship(run_folder)      # no-hint metrics via models.colorize
+        _update_manifest(cfg['name'], dict(config=cfg))   # with init_from
         if with_hints_curve:
             record_hints_curve(cfg['name'], cfg['size'])
         return training.read_manifest()['checkpoints'][cfg['name']]
