@@ -262,19 +262,11 @@ class Colorizer:
 
 def write_png(path, rgb):
     """Write an RGB uint8 picture as PNG atomically."""
-    import tempfile
-    path = os.fspath(path)
+    from . import atomic
     ok, data = cv2.imencode('.png', np.ascontiguousarray(rgb[..., ::-1]))
     if not ok:
         raise ValueError('could not encode the picture as PNG')
-    fd, tmp = tempfile.mkstemp(suffix='.png', dir=os.path.dirname(os.path.abspath(path)))
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data.tobytes())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic.write_bytes(path, data.tobytes())
 
 
 def main(argv=None):

@@ -37,7 +37,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 from dataclasses import dataclass
 
 from . import compat  # noqa: F401
@@ -45,6 +44,7 @@ import chainer
 import cv2
 import numpy as np
 
+from . import atomic
 from . import backend as backend_mod
 from . import configs as configs_mod
 from . import hints as hints_mod
@@ -331,15 +331,9 @@ def stage1_colors(gen, lines, colors=None, hint_cfg=None, seed=0, batch_size=32,
 
 
 def _atomic_save_npy(path, array):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
+    with atomic.atomic_path(path) as tmp:
+        with open(tmp, 'wb') as f:
             np.save(f, array)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def cached_stage1_colors(stage1_path, lines, colors, seed=0, cache_dir=None, progress=True):
@@ -622,11 +616,7 @@ def stage2_gain(colorizer, pairs, n_hints=0, seed=0):
 def _update_manifest(name, changes):
     manifest = training.read_manifest()
     manifest.setdefault('checkpoints', {}).setdefault(name, {}).update(changes)
-    path = training.checkpoints_dir() / 'manifest.json'
-    tmp = training.checkpoints_dir() / 'manifest.json.tmp'
-    with open(tmp, 'w') as f:
-        json.dump(manifest, f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
+    atomic.write_json(training.checkpoints_dir() / 'manifest.json', manifest, sort_keys=True)
 
 
 def _plain(x):
