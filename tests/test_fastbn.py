@@ -188,15 +188,7 @@ def test_unet_test_mode_matches_stock(dtype):
     assert relerr(ref, got) < (1e-12 if dtype == np.float64 else 1e-5)
 
 
-class Counter:
-    def __init__(self, monkeypatch, module, name):
-        self.calls = 0
-        original = getattr(module, name)
-
-        def counted(*args, **kwargs):
-            self.calls += 1
-            return original(*args, **kwargs)
-        monkeypatch.setattr(module, name, counted)
+from call_counter import Counter  # noqa: E402
 
 
 def counters(monkeypatch):

@@ -251,15 +251,7 @@ def test_dis_gradients_match_stock():
     assert_grads_close(g_ref, g_got, 1e-9)
 
 
-class Counter:
-    def __init__(self, monkeypatch, module, name):
-        self.calls = 0
-        original = getattr(module, name)
-
-        def counted(*args, **kwargs):
-            self.calls += 1
-            return original(*args, **kwargs)
-        monkeypatch.setattr(module, name, counted)
+from call_counter import Counter  # noqa: E402
 
 
 def test_switches_route_to_fast_or_stock(monkeypatch):

@@ -1,0 +1,12 @@
+"""Count calls to a module function (to prove which code path ran)."""
+
+
+class Counter:
+    def __init__(self, monkeypatch, module, name):
+        self.calls = 0
+        original = getattr(module, name)
+
+        def counted(*args, **kwargs):
+            self.calls += 1
+            return original(*args, **kwargs)
+        monkeypatch.setattr(module, name, counted)
