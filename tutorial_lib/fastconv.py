@@ -363,6 +363,27 @@ def _per_sample_contiguous(a):
     return numpy.ascontiguousarray(a)
 
 
+def _channel_major(a):
+    """(C, N*H*W) matrix of an (N, C, H, W) array: a view for one sample, one copy otherwise."""
+    n, c, h, w = a.shape
+    if n == 1:
+        return a[0].reshape(c, h * w)
+    return numpy.ascontiguousarray(a.reshape(n, c, h * w).transpose(1, 0, 2)).reshape(c, n * h * w)
+
+
+def _block_matrix(a, n0, n1, r0, r1):
+    """(C, columns) matrix of samples [n0, n1), rows [r0, r1) of an (N, C, H, W) array with
+    C-contiguous samples: a view for one sample, else gathered into the 'in' scratch buffer
+    (a block of several samples always covers whole maps, see _plan)."""
+    _, c, h, w = a.shape
+    nb, p = n1 - n0, h * w
+    if nb == 1:
+        return a[n0].reshape(c, p)[:, r0 * w:r1 * w]
+    buf = _scratch('in', c * nb * p, a.dtype).reshape(c, nb, p)
+    buf[...] = a[n0:n1].reshape(nb, c, p).transpose(1, 0, 2)
+    return buf.reshape(c, nb * p)
+
+
 def _im2col_block(x, kh, kw, sy, sx, ph, pw, n0, n1, r0, r1, out_w, col):
     """Fill ``col`` (C, kh, kw, n1-n0, r1-r0, out_w), any strides, with the im2col
     columns of samples [n0, n1) and output rows [r0, r1): entry (c, i, j, n, a, b) is
@@ -516,11 +537,7 @@ def _deconv_col2im(x, W, b, sy, sx, ph, pw, out_h, out_w):
         # The weights are larger than the input (small maps, many channels): every
         # thread multiplies all of x by the weights of some output channels, and
         # col2im-adds into those channels only.
-        if n == 1:
-            x2 = x[0].reshape(cin, p)
-        else:
-            x2 = numpy.ascontiguousarray(x.reshape(n, cin, p).transpose(1, 0, 2))
-            x2 = x2.reshape(cin, n * p)
+        x2 = _channel_major(x)
         per_channel = kh * kw * n * p * dtype.itemsize
         parts = max(threads, -(-cout * per_channel // BLOCK_BYTES))
 
@@ -545,12 +562,7 @@ def _deconv_col2im(x, W, b, sy, sx, ph, pw, out_h, out_w):
         n0, n1, r0, r1 = block
         nb, rows = n1 - n0, r1 - r0
         cols = nb * rows * w
-        if nb == 1:
-            xc = x[n0].reshape(cin, p)[:, r0 * w:r1 * w]
-        else:
-            xc = _scratch('in', cin * cols, dtype).reshape(cin, nb, p)
-            xc[...] = x[n0:n1].reshape(nb, cin, p).transpose(1, 0, 2)
-            xc = xc.reshape(cin, cols)
+        xc = _block_matrix(x, n0, n1, r0, r1)
         gcol = numpy.matmul(Wt, xc, out=_scratch('col', k * cols, dtype).reshape(k, cols))
         _col2im_block_add(y, gcol.reshape(cout, kh, kw, nb, rows, w),
                           sy, sx, ph, pw, n0, n1, r0, r1, 0, out_h)
@@ -580,11 +592,7 @@ def _col_outer(src, other, kh, kw, sy, sx, ph, pw):
         _run(plan, lambda blk: _im2col_block(
             src, kh, kw, sy, sx, ph, pw, blk[0], blk[1], blk[2], blk[3], out_w,
             col[:, :, :, blk[0]:blk[1], blk[2]:blk[3]]), threads)
-        if n == 1:
-            o2 = other.reshape(m, p)
-        else:
-            o2 = numpy.ascontiguousarray(other.reshape(n, m, p).transpose(1, 0, 2))
-            o2 = o2.reshape(m, n * p)
+        o2 = _channel_major(other)
         colT = col.reshape(k, n * p).T               # transposed view; BLAS reads it as is
         acc = numpy.empty((m, k), dtype=dtype)
         _run(_split(m, threads),
@@ -598,12 +606,7 @@ def _col_outer(src, other, kh, kw, sy, sx, ph, pw):
             col = _scratch('col', k * cols, dtype)
             _im2col_block(src, kh, kw, sy, sx, ph, pw, n0, n1, r0, r1, out_w,
                           col.reshape(c, kh, kw, nb, r1 - r0, out_w))
-            if nb == 1:
-                g = other[n0].reshape(m, p)[:, r0 * out_w:r1 * out_w]
-            else:
-                g = _scratch('in', m * cols, dtype).reshape(m, nb, p)
-                g[...] = other[n0:n1].reshape(nb, m, p).transpose(1, 0, 2)
-                g = g.reshape(m, cols)
+            g = _block_matrix(other, n0, n1, r0, r1)
             colT = col.reshape(k, cols).T
             if idx == 0:
                 numpy.matmul(g, colT, out=acc)
