@@ -535,7 +535,8 @@ def show_comparison(colors, human, preds, tolerance=1, titles=None, credit=None,
     height = fig.get_figheight()
     fig.legend(handles=handles, loc='upper center', fontsize=7, ncol=3, frameon=False)
     if credit:
-        fig.text(0.5, 0.005, credit, ha='center', va='bottom', fontsize=7, color='0.35')
+        from .viz import add_credit
+        add_credit(fig, credit)
     fig.tight_layout(rect=(0, 0.25 / height if credit else 0, 1, 1 - 0.3 / height))
     return fig
 

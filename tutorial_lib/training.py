@@ -760,12 +760,8 @@ def show_comparison(gens, pairs, credit=None, title=None, cell=1.3):
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_ylabel(label, rotation=0, ha='right', va='center', fontsize=9)
-    if title:
-        fig.suptitle(title)
-    if credit:
-        fig.text(0.5, 0.005, credit, ha='center', va='bottom', fontsize=7, color='0.35')
-    fig.tight_layout(rect=(0, 0.03 if credit else 0, 1, 1))
-    return fig
+    from .viz import finish_figure
+    return finish_figure(fig, title, credit)
 
 
 LICENSE_NOTE = ('CC BY-SA 4.0: these weights are derived from OpenMoji pictures '

@@ -11,6 +11,21 @@ def _as_displayable(img):
     return img
 
 
+def add_credit(fig, credit):
+    """The data credit line, small and gray, at the bottom of a figure."""
+    fig.text(0.5, 0.005, credit, ha='center', va='bottom', fontsize=7, color='0.35')
+
+
+def finish_figure(fig, title=None, credit=None):
+    """Title on top, credit line at the bottom (room kept for it), tight layout."""
+    if title:
+        fig.suptitle(title)
+    if credit:
+        add_credit(fig, credit)
+    fig.tight_layout(rect=(0, 0.03 if credit else 0, 1, 1))
+    return fig
+
+
 def show_grid(images, titles=None, ncols=6, size=2.0, credit=None, suptitle=None):
     """Show uint8 images (gray HxW or RGB HxWx3) in a grid; returns the figure."""
     import matplotlib.pyplot as plt
@@ -29,12 +44,7 @@ def show_grid(images, titles=None, ncols=6, size=2.0, credit=None, suptitle=None
             title = str(titles[i])
             # long ZWJ-sequence hexcodes would run into the neighbouring titles
             ax.set_title(title if len(title) <= 16 else title[:15] + '…', fontsize=8)
-    if suptitle:
-        fig.suptitle(suptitle)
-    if credit:
-        fig.text(0.5, 0.005, credit, ha='center', va='bottom', fontsize=7, color='0.35')
-    fig.tight_layout(rect=(0, 0.03 if credit else 0, 1, 1))
-    return fig
+    return finish_figure(fig, suptitle, credit)
 
 
 def show_pairs(pairs, n=8, credit=None, size=1.6):
