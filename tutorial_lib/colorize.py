@@ -37,7 +37,7 @@ import numpy as np
 
 from . import backend as backend_mod
 from . import hints as hints_mod
-from .models import DOWNSAMPLING, colorize as run_unet, encode_colors
+from .models import DOWNSAMPLING, encode_colors
 
 MAX_SIDE = 4096          # the largest accepted side of an input picture, in pixels
 STAGE1_SIDE = 128        # long side of the picture stage 1 sees
@@ -86,25 +86,9 @@ def to_line_image(image, extract=False):
                              'file path, got %s %s' % (a.dtype, a.shape))
         if a.size == 0:
             raise ValueError('the picture is empty (shape %s)' % (a.shape,))
-        if a.dtype not in (np.uint8, np.uint16):
-            raise ValueError('picture pixels must be uint8 (0..255) or uint16 (0..65535), got '
-                             '%s; for floats in [0, 1] pass (x * 255).round().astype(np.uint8)'
-                             % a.dtype)
-        scale = 255.0 if a.dtype == np.uint8 else 65535.0
-        if a.ndim == 3 and a.shape[2] == 1:
-            a = a[:, :, 0]
-        if a.ndim == 2:
-            rgb = np.repeat(a[:, :, None], 3, axis=2)
-        elif a.shape[2] == 4:
-            alpha = a[:, :, 3:].astype(np.float32) / scale
-            rgb = a[:, :, :3].astype(np.float32) * alpha + scale * (1 - alpha)
-        elif a.shape[2] == 3:
-            rgb = a
-        else:
-            raise ValueError('a picture has 1, 3 or 4 channels, got %d' % a.shape[2])
-        if rgb.dtype != np.uint8:
-            rgb = np.clip(np.round(rgb.astype(np.float32) * (255.0 / scale)), 0, 255) \
-                .astype(np.uint8)
+        from .data import to_rgb8
+        rgb = to_rgb8(a, 'the picture', 'uint8 (0..255) or uint16 (0..65535) pixels, gray, RGB '
+                      'or RGBA; for floats in [0, 1] pass (x * 255).round().astype(np.uint8)')
     check_size(rgb.shape[:2])
     if extract:
         from .lines import extract_lines

@@ -179,12 +179,19 @@ def read_image(path):
     if image is None or image.size == 0:
         raise ValueError('%s is not a readable picture (corrupt or unknown format); expected %s'
                          % (path, ACCEPTED))
+    return np.ascontiguousarray(to_rgb8(image, path)[:, :, ::-1])  # OpenCV's BGR -> RGB
+
+
+def to_rgb8(image, source='the picture', accepted=ACCEPTED):
+    """A decoded picture -> uint8 (H,W,3): gray (H,W) or (H,W,1) is repeated, RGBA is
+    composited on a white sheet, 16 bit is scaled to 8. The channel order is kept (BGR(A)
+    in, BGR out). Other dtypes or channel counts raise ValueError naming ``source``."""
     if image.dtype == np.uint8:
         scale = 255.0
     elif image.dtype == np.uint16:
         scale = 65535.0
     else:
-        raise ValueError('%s has %s pixels; expected %s' % (path, image.dtype, ACCEPTED))
+        raise ValueError('%s has %s pixels; expected %s' % (source, image.dtype, accepted))
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
     if image.ndim == 2:
@@ -193,10 +200,10 @@ def read_image(path):
         alpha = image[:, :, 3:].astype(np.float32) / scale
         image = image[:, :, :3].astype(np.float32) * alpha + scale * (1 - alpha)
     elif image.shape[2] != 3:
-        raise ValueError('%s has %d channels; expected %s' % (path, image.shape[2], ACCEPTED))
+        raise ValueError('%s has %d channels; expected %s' % (source, image.shape[2], accepted))
     if image.dtype != np.uint8:
         image = np.clip(np.round(image.astype(np.float32) * (255.0 / scale)), 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(image[:, :, ::-1])  # OpenCV's BGR -> RGB
+    return image
 
 
 def fit_square(image, size):
