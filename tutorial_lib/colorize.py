@@ -37,7 +37,7 @@ import numpy as np
 
 from . import backend as backend_mod
 from . import hints as hints_mod
-from .models import DOWNSAMPLING, encode_colors
+from .models import DOWNSAMPLING, encode_colors, pad_to_multiple
 
 MAX_SIDE = 4096          # the largest accepted side of an input picture, in pixels
 STAGE1_SIDE = 128        # long side of the picture stage 1 sees
@@ -48,10 +48,7 @@ DEFAULT_STAGE2 = 'classroom_stage2'
 
 def _pad(a, multiple, value):
     """Pad (C,H,W) or (H,W) at the bottom/right to multiples of ``multiple``."""
-    h, w = a.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    pad = [(0, 0)] * (a.ndim - 2) + [(0, ph), (0, pw)]
-    return np.pad(a, pad, mode='constant', constant_values=value)
+    return pad_to_multiple(a, multiple, value, axes=(-2, -1))[0]
 
 
 def _resize(image, size):

@@ -191,17 +191,19 @@ def decode_colors(array):
     return np.clip((a + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
 
 
-def pad_to_multiple(images, multiple=DOWNSAMPLING, value=255):
-    """Pad (N,H,W[,C]) images at the bottom/right to sides that are multiples of 16.
+def pad_to_multiple(images, multiple=DOWNSAMPLING, value=255, axes=(1, 2)):
+    """Pad the height and width axes (``axes``; default (N,H,W[,C]) images) at the
+    bottom/right to multiples of 16, with ``value`` (255 = paper for line art).
 
     Returns (padded, (H, W)) so the caller can crop the original area back.
     """
     images = np.asarray(images)
-    h, w = images.shape[1], images.shape[2]
+    h, w = images.shape[axes[0]], images.shape[axes[1]]
     ph, pw = (-h) % multiple, (-w) % multiple
     if ph == 0 and pw == 0:
         return images, (h, w)
-    pad = [(0, 0), (0, ph), (0, pw)] + [(0, 0)] * (images.ndim - 3)
+    pad = [(0, 0)] * images.ndim
+    pad[axes[0]], pad[axes[1]] = (0, ph), (0, pw)
     return np.pad(images, pad, mode='constant', constant_values=value), (h, w)
 
 
@@ -225,9 +227,7 @@ def colorize(model, lines, batch_size=16, extra=None):
         extra = np.full((len(padded), 3) + padded.shape[1:3], EMPTY, np.float32)
     elif extra is not None:
         extra = np.asarray(extra, np.float32)
-        if padded.shape[1:] != lines.shape[1:]:
-            ph, pw = padded.shape[1] - h, padded.shape[2] - w
-            extra = np.pad(extra, [(0, 0), (0, 0), (0, ph), (0, pw)])
+        extra = pad_to_multiple(extra, value=0, axes=(2, 3))[0]
     xp = model.xp
     out = []
     with chainer.using_config('train', False), chainer.no_backprop_mode():
