@@ -15,7 +15,7 @@ INSTALLED  := $(VENV)/.installed
 DATA_DIR   ?= data/openmoji
 DATA_STAMP := $(DATA_DIR)/COMPLETE
 
-.PHONY: setup lab test tutorial data bench clean help
+.PHONY: setup lab test tutorial data bench gpu-check clean help
 
 help:
 	@echo "make lab       set up (venv, packages, data) and open JupyterLab on notebooks/"
@@ -24,6 +24,7 @@ help:
 	@echo "make data      build the OpenMoji line/color pairs (python -m tutorial_lib.data build)"
 	@echo "make tutorial  execute every notebook headless in QUICK mode into build/"
 	@echo "make bench     CPU speed benchmark (stock Chainer vs tutorial_lib's fast path)"
+	@echo "make gpu-check on a CUDA GPU: gpu tests, training and latency -> build/gpu-report.md"
 
 setup: $(INSTALLED) $(DATA_STAMP)
 
@@ -53,6 +54,13 @@ tutorial: setup
 
 bench: $(INSTALLED)
 	$(PY) -m tutorial_lib.bench
+
+# GPU check (docs/gpu.md): needs CuPy (pip install -e .[gpu]). With the default PY it sets
+# up .venv first; `make gpu-check PY=python3` uses that Python as it is and installs
+# nothing (an offline GPU machine prepared with tools/device_run.sh's wheels).
+GPU_REPORT ?= build/gpu-report.md
+gpu-check: $(if $(filter $(VENV)/bin/python,$(PY)),$(INSTALLED))
+	$(PY) -m tutorial_lib.gpu_check --out $(GPU_REPORT) $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf build .pytest_cache

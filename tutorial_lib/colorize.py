@@ -151,7 +151,7 @@ class Colorizer:
     def __init__(self, stage1, stage2=None, device=None, stage1_side=STAGE1_SIDE,
                  stage2_side=STAGE2_SIDE):
         from . import stage2 as stage2_mod
-        self.backend = backend_mod.select(device) if device else backend_mod.current()
+        self.backend = backend_mod.resolve(device) if device else backend_mod.current()
         self.stage1 = stage1 if hasattr(stage1, 'in_ch') else stage2_mod.load_unet(stage1)
         self.stage2 = None if stage2 is None else (
             stage2 if hasattr(stage2, 'in_ch') else stage2_mod.load_unet(stage2))

@@ -19,6 +19,7 @@ What Chainer 7.8.1 needs that a 2026 stack no longer has:
   ``import chainer`` does not fail for a reason a learner cannot act on.
 """
 import os
+import re
 import sys
 import types
 import warnings
@@ -100,8 +101,19 @@ def _ensure_pkg_resources():
         except metadata.PackageNotFoundError as exc:
             raise DistributionNotFound(name) from exc
 
+    class VersionConflict(Exception):
+        pass
+
+    def require(requirement):
+        # chainer's environment check calls require('cupy...'); the name is what matters
+        name = re.split(r'[<>=!~;\[ ]', str(requirement).strip(), maxsplit=1)[0]
+        get_distribution(name)
+        return []
+
     mod.DistributionNotFound = DistributionNotFound
+    mod.VersionConflict = VersionConflict
     mod.get_distribution = get_distribution
+    mod.require = require
     sys.modules['pkg_resources'] = mod
     PATCHES.append('pkg_resources (stand-in)')
 

@@ -47,7 +47,8 @@ DARK = 100         # a picture pixel with luminance below this is dark
 
 
 def _batch(images):
-    a = np.asarray(images)
+    from .backend import to_cpu
+    a = np.asarray(to_cpu(images))   # metrics run on the CPU, whatever made the pictures
     if a.ndim == 3 and a.shape[-1] == 3:
         a = a[None]
     if a.ndim != 4 or a.shape[-1] != 3:

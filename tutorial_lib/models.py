@@ -370,9 +370,9 @@ def save_weights(link, path, meta=None):
             raise ValueError('parameter %s is not initialised yet' % name)
         arrays['param' + name] = to_cpu(param.array).astype(np.float16)
     for name, value in _persistents(link):
-        arrays['persist' + name] = np.asarray(to_cpu(value)).astype(
-            np.float16 if np.issubdtype(np.asarray(value).dtype, np.floating) else
-            np.asarray(value).dtype)
+        v = np.asarray(to_cpu(value))   # BatchNorm statistics may live on the GPU
+        arrays['persist' + name] = v.astype(
+            np.float16 if np.issubdtype(v.dtype, np.floating) else v.dtype)
     arrays['__meta__'] = np.frombuffer(json.dumps(meta or {}).encode(), np.uint8)
     with atomic.atomic_path(path) as tmp:
         with open(tmp, 'wb') as f:
