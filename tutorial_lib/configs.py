@@ -44,6 +44,9 @@ class TrainConfig:
     #                               'samples' (the committed samples), 'synthetic'
     size: int = 128               # image side in pixels (multiple of 16)
     train_limit: Optional[int] = None  # use only this many training pictures
+    lines: str = 'human'          # 'human': OpenMoji's drawn line layer; 'extracted': the
+    #                               blog's OpenCV recipe on the color picture
+    #                               (lines.extract_best), as the blog trained
     flip: bool = True             # random horizontal flips (seeded)
     # the optimisation
     batch_size: int = 16
@@ -108,6 +111,10 @@ CONFIGS = {
     'classroom_adv_harsh': TrainConfig(
         'classroom_adv_harsh', 'L2 + a too-harsh Ad-boss',
         adv_weight=HARSH_ADV_WEIGHT, **_CLASSROOM),
+    'classroom_l2_extracted': TrainConfig(
+        'classroom_l2_extracted', 'as classroom_l2, trained on OpenCV-extracted lines '
+        '(the blog\'s data) instead of the human line layer', lines='extracted',
+        **_CLASSROOM),
     'blog_l2': TrainConfig(
         'blog_l2', 'the blog\'s scale (GPU): width 1, 128 px, batch 16, L2 only',
         width=1.0, size=128, batch_size=16, iterations=20000, alpha_g=1e-4,

@@ -36,6 +36,13 @@ DEFAULT_THRESHOLDS = (16, 32, 64, 96, 128, 192)
 DEFAULT_CANNY_THICKNESS = (1, 2, 3, 5, 7, 9)
 DEFAULT_CANNY_HIGH = (50, 100, 200, 400, 800)
 
+# The blog recipe's best settings (kernel side, threshold) per picture size, chosen by
+# F1 against the human lines on TRAINING pictures (``sweep --split train --method dilate``):
+# 128 px: kernel 5, threshold 64, F1 0.981 (first 400 train pictures); 256 px: kernel 11,
+# threshold 64 (F1 0.970 on the test split, notebook 01). Used by training runs that learn
+# from extracted lines (TrainConfig.lines = 'extracted') and by notebook 07's domain gap.
+BEST_SETTINGS = {128: (5, 64), 256: (11, 64)}
+
 
 # --------------------------------------------------------------------------- input checks
 
@@ -174,6 +181,17 @@ def extract_lines(image, kernel_size=3, threshold=None, normalize=False):
     diff = _edge_strength(gray, _check_kernel(kernel_size))
     out = _finish(diff, _check_threshold(threshold), normalize)
     return out[0] if single else out
+
+
+def extract_best(image):
+    """:func:`extract_lines` with :data:`BEST_SETTINGS` for the picture's size (the
+    nearest measured size, the kernel scaled to this one and kept odd)."""
+    size = np.asarray(image).shape[-3 if np.asarray(image).shape[-1] == 3 else -2]
+    known = min(BEST_SETTINGS, key=lambda s: abs(s - size))
+    kernel, threshold = BEST_SETTINGS[known]
+    if size != known:
+        kernel = max(1, int(round(kernel * size / known)) | 1)
+    return extract_lines(image, kernel, threshold)
 
 
 def extract_lines_canny(image, low=50, high=150, thickness=1, blur=0):

@@ -123,7 +123,21 @@ def make_iterator(pairs, batch_size, seed=0):
 
 
 def load_pairs(config, split='train'):
-    """The pictures a config trains on (split='train') or previews (split='test')."""
+    """The pictures a config trains on (split='train') or previews (split='test'), with
+    the line art the config asks for (``config.lines``)."""
+    pairs = _load_pairs(config, split)
+    kind = getattr(config, 'lines', 'human')
+    if kind == 'human':
+        return pairs
+    if kind != 'extracted':
+        raise ValueError("config.lines must be 'human' or 'extracted', got %r" % (kind,))
+    from .lines import extract_best
+    colors = np.asarray(pairs.colors)
+    lines = extract_best(colors) if len(colors) else np.asarray(pairs.lines)
+    return SimplePairs(list(pairs.names), lines, colors, getattr(pairs, 'split', split))
+
+
+def _load_pairs(config, split):
     if config.data == 'synthetic':
         return synthetic_pairs(config.train_limit or 64 if split == 'train' else 8,
                                config.size, seed=config.seed + (split == 'test'),
@@ -541,7 +555,7 @@ def build_trainer(config, out, train_pairs=None, preview_pairs=None, resume=True
     """
     if isinstance(config, str):
         config = configs_mod.get(config)
-    b = backend_mod.select(device) if device else backend_mod.current()
+    b = backend_mod.resolve(device) if device else backend_mod.current()
     os.makedirs(out, exist_ok=True)
     for stale in glob.glob(os.path.join(out, '.snapshot_*.tmp')):
         os.remove(stale)  # left by a process killed while writing a snapshot
@@ -694,7 +708,9 @@ def load_checkpoint(name):
     path = checkpoints_dir() / name / 'gen.npz'
     if not path.exists():
         raise FileNotFoundError('no shipped checkpoint %r in %s' % (name, checkpoints_dir()))
-    return load_gen(str(path))
+    gen = load_gen(str(path))
+    gen.to_device(backend_mod.current().chainer_device)   # the GPU when there is one
+    return gen
 
 
 @dataclass
@@ -734,6 +750,7 @@ def obtain(name, quick=False, retrain=False, progress=True, out=None):
     folder = checkpoints_dir() / config.name
     if not retrain and (folder / 'gen.npz').exists():
         gen = load_gen(str(folder / 'gen.npz'))
+        gen.to_device(backend_mod.current().chainer_device)
         log = []
         if (folder / 'log.json').exists():
             with open(folder / 'log.json') as f:
