@@ -17,6 +17,11 @@ slow both alike; the medians are reported:
 * ``dis_step``: one Adam step of the discriminator, batch 8 at 128 px, softmax cross
   entropy.
 
+``latency`` (not a stock/fast comparison): the hint canvas's stroke-to-result time with the
+shipped classroom checkpoints on the CPU, stage 1 alone (128 px) and stage 1 + stage 2
+(512 px), medians -> ``latency_stage1_128_ms`` and ``latency_stage12_512_ms`` (and
+``..._gpu_ms`` when a GPU is available).
+
 Also reported: the convolution FLOPs of each workload (2 x multiply-adds of every
 convolution, deconvolution and weight gradient Chainer runs, counted from the shapes),
 the GFLOP/s that gives, and the float32 matrix-product peak of this machine (numpy
@@ -179,6 +184,36 @@ def time_interleaved(fn, repeats, warmup=1):
     return times
 
 
+def recolor_latency(repeats=7, device='cpu'):
+    """Stroke-to-result latency of the hint canvas (:mod:`tutorial_lib.widgets`) with the
+    shipped classroom checkpoints: a committed sketch at 512 px, one new stroke, then the
+    canvas's own recolor (hint image, colorize, result drawn); median ms of ``repeats``
+    after one warm-up. Stage 1 alone (the network sees 128 px) and stage 1 + stage 2
+    (512 px)."""
+    import cv2
+    from . import REPO_ROOT
+    from .colorize import Colorizer
+    from .hints import Stroke
+    from .widgets import HintCanvas
+    line = cv2.imread(str(REPO_ROOT / 'data' / 'samples' / 'sketches' / '1F4F2_256x192.png'),
+                      cv2.IMREAD_GRAYSCALE)
+    line = cv2.resize(line, (512, 384), interpolation=cv2.INTER_CUBIC)
+    canvas = HintCanvas(line, colorizer=Colorizer.from_checkpoints(device=device))
+    found = {}
+    for key, use_stage2 in (('stage1_128', False), ('stage12_512', True)):
+        canvas.stage2.value = use_stage2
+        canvas.wait()
+        times = []
+        for r in range(repeats + 1):
+            x = 100 + 30 * (r % 10)
+            canvas.add_stroke(Stroke([(x, 100), (x + 40, 250)], '#e03030', 4), recolor=False)
+            canvas.recolor()
+            times.append(canvas.last_latency_ms)
+        found[key] = dict(median_ms=round(statistics.median(times[1:]), 1),
+                          all_ms=[round(t, 1) for t in times[1:]])
+    return found
+
+
 def load_average():
     try:
         return [round(v, 2) for v in os.getloadavg()]
@@ -223,7 +258,7 @@ def main(argv=None):
                         help='smoke run: tiny networks and sizes, 1 repeat')
     parser.add_argument('--only', action='append', default=None,
                         help='run only this workload (repeatable): train128_full, '
-                             'train128_classroom, infer512, dis_step')
+                             'train128_classroom, infer512, dis_step, latency')
     parser.add_argument('--out', default=None,
                         help='JSON output (default: build/bench.json in the repository, '
                              'build/bench-quick.json with --quick)')
@@ -289,7 +324,32 @@ def main(argv=None):
         else:
             fastconv.disable()
 
+    if not args.only or 'latency' in args.only:
+        # after the loop: measured with the fast path as this process normally runs it
+        lat_repeats = 2 if args.quick else max(3, repeats)
+        lat = recolor_latency(lat_repeats, 'cpu')
+        result['latency'] = {'description': 'hint canvas stroke-to-result, shipped classroom '
+                             'checkpoints (stage 1 width 0.25, stage 2 width 0.125), CPU',
+                             'cpu': lat}
+        result['latency_stage1_128_ms'] = lat['stage1_128']['median_ms']
+        result['latency_stage12_512_ms'] = lat['stage12_512']['median_ms']
+        from . import backend as backend_mod
+        if backend_mod.resolve('auto').is_gpu:
+            lat_gpu = recolor_latency(lat_repeats, 'gpu')
+            result['latency']['gpu'] = lat_gpu
+            result['latency_stage1_128_gpu_ms'] = lat_gpu['stage1_128']['median_ms']
+            result['latency_stage12_512_gpu_ms'] = lat_gpu['stage12_512']['median_ms']
+        for dev in ('cpu', 'gpu'):
+            for key, e in result['latency'].get(dev, {}).items():
+                print('latency %-12s %s  median %7.1f ms  (%d runs)'
+                      % (key, dev.upper(), e['median_ms'], len(e['all_ms'])))
+
     result['load_average_after'] = load_average()
+    if args.only and os.path.exists(out):
+        # a partial run (--only) updates the figures it measured and keeps the others
+        import json
+        with open(out) as f:
+            result = dict(json.load(f), **result)
     write_json_atomic(out, result)
 
     print()
