@@ -267,3 +267,17 @@ def test_sample_hints_with_radius_at_the_border():
     assert len(values) == 1                      # one dot, one (mean) color
     with pytest.raises(ValueError, match='radius'):
         H.sample_hints_from_truth(color, 1, _rng(0), radius=-1)
+
+
+def test_recipes_are_copies_and_classroom_gives_more_hint_pixels():
+    a, b = H.recipe('classroom'), H.recipe('classroom')
+    a.p_none = 0.9
+    assert b.p_none != 0.9 and H.recipe('classroom').p_none != 0.9
+    with pytest.raises(ValueError, match='unknown hint recipe'):
+        H.recipe('dense')
+    color = np.random.RandomState(0).randint(0, 256, (64, 64, 3)).astype(np.uint8)
+
+    def mean_pixels(cfg):
+        rng = np.random.RandomState(1)
+        return np.mean([H.simulate(color, rng, cfg)[1].sum() for _ in range(200)])
+    assert mean_pixels(H.recipe('classroom')) > 3 * mean_pixels(H.recipe('sparse'))

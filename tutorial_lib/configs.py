@@ -149,6 +149,7 @@ class HintTrainConfig(TrainConfig):
     weights that read the three new hint channels start at zero, so training begins with
     exactly the line-only network and only has to learn what hints mean."""
     init_from: Optional[str] = None
+    hint_recipe: str = 'classroom'     # hints.RECIPES: how training hints are simulated
 
 
 @dataclass
@@ -180,8 +181,11 @@ CONFIGS.update({
         log_interval=1, snapshot_interval=3, preview_interval=3, n_preview=4),
     'classroom_hints': HintTrainConfig(
         'classroom_hints', 'U-Net + L2 with simulated color hints (line + hint RGB = 4 '
-        'channels), warm-started from classroom_l2', in_ch=4, init_from='classroom_l2',
-        **dict(_CLASSROOM, iterations=3000)),
+        'channels)', in_ch=4, **dict(_CLASSROOM, iterations=3000)),
+    'classroom_adv_hints': HintTrainConfig(
+        'classroom_adv_hints', 'U-Net + L2 + a balanced Ad-boss, with color hints '
+        '(notebook 07: does the Ad-boss make hints act far away?)', in_ch=4,
+        adv_weight=BALANCED_ADV_WEIGHT, **dict(_CLASSROOM, iterations=3000)),
     'quick_stage2': Stage2Config(
         'quick_stage2', 'tiny smoke-test run of the second stage',
         in_ch=4, width=1 / 16, size=64, stage1_size=16, crop=32, rec_loss='l1',

@@ -402,7 +402,7 @@ def training_kwargs(config, progress=True):
         if config.in_ch != 4:
             raise ValueError('in_ch must be 1 (line) or 4 (line + hints), got %d'
                              % config.in_ch)
-        kw = dict(input_fn=hint_input_fn(),
+        kw = dict(input_fn=hint_input_fn(hints_mod.recipe(config.hint_recipe)),
                   preview_pairs=hint_preview_pairs(training.load_pairs(config, 'test')))
         init = getattr(config, 'init_from', None)
         if init:
@@ -501,6 +501,12 @@ def hint_error(outputs, hint_rgb, mask):
         return float('nan')
     diff = np.abs(np.asarray(outputs, np.float64)[m] - np.asarray(hint_rgb, np.float64)[m])
     return float(diff.mean())
+
+
+# The hint of the course's curves: a disk of radius 2 px (13 pixels) at 128 px, about
+# what one click with the canvas's smallest round brush leaves. Single pixels (radius 0)
+# are the harder variant, also recorded.
+CURVE_RADIUS = 2
 
 
 def hints_curve(gen, pairs, counts=HINT_COUNTS, seed=0, radius=0, lines=None,
@@ -630,21 +636,26 @@ def _plain(x):
     return x
 
 
-def record_hints_curve(name, size=128):
+def record_hints_curve(name, size=128, radius=CURVE_RADIUS):
     """Measure the hints curve of the shipped hint U-Net ``name`` on all TEST pictures
-    (human and OpenCV-extracted lines) and record it in its manifest entry."""
-    from .lines import extract_lines
+    (human and OpenCV-extracted lines; dots of ``radius`` and single pixels) and record
+    it in its manifest entry."""
+    from .lines import extract_best
     test = training.load_split_resized('test', size)
     gen = load_unet(str(training.checkpoints_dir() / name / 'gen.npz'))
-    curve = hints_curve(gen, test)
-    curve_cv = hints_curve(gen, test, lines=extract_lines(np.asarray(test.colors), 3))
+    curve = hints_curve(gen, test, radius=radius)
+    curve_cv = hints_curve(gen, test, radius=radius,
+                           lines=extract_best(np.asarray(test.colors)))
+    curve_px = hints_curve(gen, test, radius=0)
     _update_manifest(name, dict(
         test_hints_curve=curve, test_hints_curve_opencv_lines=curve_cv,
+        test_hints_curve_1px=curve_px,
         test_hints_curve_about=(
             'PSNR (dB) and hint error (mean |RGB diff| at hinted pixels, 0..255) vs number '
-            'of 1-px hints sampled from the truth (stage2.hints_curve, seed 0), all %d TEST '
-            'pictures at %d px; _opencv_lines: the same with lines.extract_lines(colors, 3) '
-            'as input' % (len(test), size))))
+            'of hints sampled from the truth (stage2.hints_curve, seed 0): disks of radius '
+            '%d px (13 pixels, a small brush dot); _1px: single pixels; all %d TEST pictures '
+            'at %d px; _opencv_lines: the same with lines.extract_best(colors) as input'
+            % (radius, len(test), size))))
     return curve, curve_cv
 
 
@@ -702,17 +713,20 @@ def main(argv=None):
     p.add_argument('--limit', type=int, default=None,
                    help='first N TEST pictures (default: all for the curve, 64 for the gain)')
     p.add_argument('--hints', type=int, default=0, help='gain: hints per picture')
+    p.add_argument('--radius', type=int, default=CURVE_RADIUS,
+                   help='hints-curve: radius of each hint disk in px (0 = one pixel)')
     args = p.parse_args(argv)
     print('Device:', backend_mod.describe(), file=sys.stderr)
     if args.what == 'hints-curve':
-        from .lines import extract_lines
+        from .lines import extract_best
         test = training.load_split_resized('test', 128, limit=args.limit)
         gen = load_unet(args.stage1)
-        print(format_curve(hints_curve(gen, test), 'human lines, %d TEST pictures at 128 px, '
-                                                   'stage 1 = %s' % (len(test), args.stage1)))
-        print(format_curve(hints_curve(gen, test, lines=extract_lines(np.asarray(test.colors),
-                                                                      3)),
-                           'OpenCV-extracted lines (lines.extract_lines, 3x3)'))
+        print(format_curve(hints_curve(gen, test, radius=args.radius),
+                           'human lines, %d TEST pictures at 128 px, stage 1 = %s, hints = '
+                           'disks of radius %d px' % (len(test), args.stage1, args.radius)))
+        print(format_curve(hints_curve(gen, test, radius=args.radius,
+                                       lines=extract_best(np.asarray(test.colors))),
+                           'OpenCV-extracted lines (lines.extract_best)'))
     else:
         from .colorize import Colorizer
         test = training.load_split_resized('test', 512, limit=args.limit or 64)

