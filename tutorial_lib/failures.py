@@ -246,17 +246,18 @@ def line_thickness(gen, pairs, steps=THICKNESS_STEPS):
 
 # ------------------------------------------------------- 4. detailed / sloppy hints
 
-def dense_hints(gen, pairs, counts=DENSE_COUNTS, seed=0):
-    """The hints curve (``stage2.hints_curve``) past 100 one-pixel hints."""
-    return stage2.hints_curve(gen, pairs, counts=counts, seed=seed)
+def dense_hints(gen, pairs, counts=DENSE_COUNTS, seed=0, radius=stage2.CURVE_RADIUS):
+    """The hints curve (``stage2.hints_curve``, dots of ``radius`` px) past 100 hints."""
+    return stage2.hints_curve(gen, pairs, counts=counts, seed=seed, radius=radius)
 
 
-def noisy_hints(gen, pairs, n=NOISY_COUNT, sigmas=NOISE_SIGMAS, seed=0):
-    """PSNR with ``n`` truth hints whose colors carry Gaussian noise of ``sigma`` (uint8
-    units, per channel; the same positions for every sigma). A user's colors are never
-    exact; a model that copies hints copies the error too."""
+def noisy_hints(gen, pairs, n=NOISY_COUNT, sigmas=NOISE_SIGMAS, seed=0,
+                radius=stage2.CURVE_RADIUS):
+    """PSNR with ``n`` truth hints (dots of ``radius`` px) whose colors carry Gaussian noise
+    of ``sigma`` (uint8 units, per pixel and channel; the same positions for every sigma).
+    A user's colors are never exact; a model that copies hints copies the error too."""
     colors = np.asarray(pairs.colors)
-    rgb, mask = stage2.truth_hints(colors, n, seed)
+    rgb, mask = stage2.truth_hints(colors, n, seed, radius)
     noise = np.random.RandomState([seed, 1]).standard_normal(rgb.shape)
     rows = []
     for s in sigmas:
