@@ -10,16 +10,12 @@ import pytest
 import tutorial_lib  # noqa: F401
 from tutorial_lib import colorize, hints, models, REPO_ROOT
 from tutorial_lib.colorize import Colorizer
-
-
-def tiny(in_ch, seed=0):
-    np.random.seed(seed)
-    return models.UNET(in_ch=in_ch, width=1 / 16)
+from tiny_models import tiny, tiny_colorizer
 
 
 @pytest.fixture(scope='module')
 def col():
-    return Colorizer(tiny(4), tiny(4, 1), device='cpu')
+    return tiny_colorizer()
 
 
 @pytest.fixture(scope='module')

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 import tutorial_lib  # noqa: F401
-from tutorial_lib import hints, models
+from tutorial_lib import hints
 from tutorial_lib.colorize import Colorizer
+from tiny_models import tiny, tiny_colorizer
 from tutorial_lib.widgets import (HintCanvas, LatestOnly, canvas_to_image, image_to_canvas,
                                   truth_dots)
 
@@ -19,14 +20,9 @@ SIZES = [((288, 384), (192, 256)), ((384, 384), (128, 128)), ((384, 265), (37, 2
          ((300, 384), (512, 655)), ((97, 131), (97, 131))]     # (canvas, image), (h, w)
 
 
-def tiny(in_ch, seed=0):
-    np.random.seed(seed)
-    return models.UNET(in_ch=in_ch, width=1 / 16)
-
-
 @pytest.fixture(scope='module')
 def col():
-    return Colorizer(tiny(4), tiny(4, 1), device='cpu')
+    return tiny_colorizer()
 
 
 def line_art(h=96, w=128):
