@@ -335,20 +335,13 @@ def color_space_collapse(gen, pairs, factors=SHRINK_FACTORS,
 # ------------------------------------------------------------ 6. domain gap
 
 def extraction_setting(size=128):
-    """The OpenCV line extraction to test with: ``lines.BEST_SETTINGS`` for this size (the
-    blog's dilate recipe at its best F1 against the human lines; the very lines
-    ``classroom_l2_extracted`` trains on, via ``lines.extract_best``), or for a size it
-    does not list, the best of ``lines.sweep`` on the committed samples at that size."""
-    from . import data, lines
-    best = getattr(lines, 'BEST_SETTINGS', {})
-    if size in best:
-        kernel, threshold = best[size]
-        return dict(kernel_size=kernel, threshold=threshold, normalize=False,
-                    source='lines.BEST_SETTINGS[%d], as classroom_l2_extracted trains' % size)
-    row = lines.best(lines.sweep(data.load_samples(size=size)))
-    return dict(kernel_size=row['kernel_size'], threshold=row['threshold'],
-                normalize=bool(row['normalize']),
-                source='lines.best(lines.sweep(samples at %d px)), F1 %.3f' % (size, row['f1']))
+    """The OpenCV line extraction to test with: ``lines.best_setting`` for this size (the
+    blog's dilate recipe at its best F1 against the human lines), i.e. the very lines
+    ``classroom_l2_extracted`` trains on (``lines.extract_best``)."""
+    from . import lines
+    kernel, threshold = lines.best_setting(size)
+    return dict(kernel_size=kernel, threshold=threshold, normalize=False,
+                source='lines.best_setting(%d), as classroom_l2_extracted trains' % size)
 
 
 def extracted_lines(colors, setting):

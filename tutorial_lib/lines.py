@@ -183,15 +183,20 @@ def extract_lines(image, kernel_size=3, threshold=None, normalize=False):
     return out[0] if single else out
 
 
-def extract_best(image):
-    """:func:`extract_lines` with :data:`BEST_SETTINGS` for the picture's size (the
-    nearest measured size, the kernel scaled to this one and kept odd)."""
-    size = np.asarray(image).shape[-3 if np.asarray(image).shape[-1] == 3 else -2]
+def best_setting(size):
+    """(kernel side, threshold) from :data:`BEST_SETTINGS` for pictures of ``size`` px:
+    the nearest measured size, the kernel scaled to this one and kept odd."""
     known = min(BEST_SETTINGS, key=lambda s: abs(s - size))
     kernel, threshold = BEST_SETTINGS[known]
     if size != known:
         kernel = max(1, int(round(kernel * size / known)) | 1)
-    return extract_lines(image, kernel, threshold)
+    return kernel, threshold
+
+
+def extract_best(image):
+    """:func:`extract_lines` with :func:`best_setting` for the picture's height."""
+    shape = np.shape(image)
+    return extract_lines(image, *best_setting(shape[-3 if shape[-1] == 3 else -2]))
 
 
 def extract_lines_canny(image, low=50, high=150, thickness=1, blur=0):
