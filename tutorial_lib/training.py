@@ -754,8 +754,7 @@ def obtain(name, quick=False, retrain=False, progress=True, out=None):
                        'config %s)' % (run.iteration, config.name), out, config)
     folder = checkpoints_dir() / config.name
     if not retrain and (folder / 'gen.npz').exists():
-        gen = load_gen(str(folder / 'gen.npz'))
-        gen.to_device(backend_mod.current().chainer_device)
+        gen = load_checkpoint(config.name)
         log = []
         if (folder / 'log.json').exists():
             with open(folder / 'log.json') as f:
