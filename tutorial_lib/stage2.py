@@ -4,8 +4,9 @@ Notebooks 04 and 05 call this module. Its parts:
 
 **Stage 1 with hints.** :func:`hint_input_fn` is the ``input_fn`` the training updaters
 accept: for every batch it invents hints from the true colors with
-:func:`hints.simulate_batch` (40% of pictures without any, the rest with a few or many
-dots; see :class:`hints.HintConfig`) and stacks them next to the line, so ``UNET(in_ch=4)``
+:func:`hints.simulate_batch` (some pictures without any, the rest with a few or many
+dots; the config names a recipe from :data:`hints.RECIPES`) and stacks them next to the
+line, so ``UNET(in_ch=4)``
 trains through the same Trainer as the line-only U-Net (config ``classroom_hints``).
 
 **Stage 2.** A second U-Net (config ``classroom_stage2``, :class:`configs.Stage2Config`)
