@@ -145,3 +145,129 @@ def test_hue_stats():
                           np.stack([skin, skin]), np.stack([red, blue]))
     assert m['skin_share'] == 1 and m['skin_share_truth'] == 0
     assert m['hue_entropy_truth'] == pytest.approx(1.0)
+
+
+# ---------------------------------------------------------------------------------------
+# Reference values computed independently of metrics.py: hand-worked small cases and the
+# same formulas written another way, on general RGB pictures (every channel different).
+# ---------------------------------------------------------------------------------------
+
+def test_psnr_hand_worked_with_unequal_channel_errors():
+    a = np.array([[[10, 20, 30], [200, 100, 50]]], np.uint8)
+    b = np.array([[[13, 20, 34], [200, 112, 50]]], np.uint8)
+    # squared errors 9 + 0 + 16 + 0 + 144 + 0 = 169 over 6 values
+    assert metrics.psnr(a, b) == pytest.approx(10 * math.log10(255 ** 2 * 6 / 169), abs=1e-12)
+
+
+def test_psnr_matches_a_loop_over_values():
+    a, b = rng_image(10, (7, 9, 3)), rng_image(11, (7, 9, 3))
+    sq = sum((int(p) - int(q)) ** 2 for p, q in zip(a.ravel(), b.ravel()))
+    want = 20 * math.log10(255) - 10 * math.log10(sq / a.size)
+    assert metrics.psnr(a, b) == pytest.approx(want, abs=1e-9)
+    assert metrics.psnr(np.stack([a, b]), np.stack([b, b]))[0] == pytest.approx(want, abs=1e-9)
+
+
+def _ssim_reference(a, b):
+    """SSIM of two RGB pictures written from the paper, without OpenCV: BT.601 luminance,
+    an explicit 11x11 Gaussian (sigma 1.5), edges mirrored (abc|cba), a sum over windows."""
+    def lum(img):
+        return img.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    g = np.exp(-(np.arange(11) - 5.0) ** 2 / (2 * 1.5 ** 2))
+    win = np.outer(g, g) / np.outer(g, g).sum()
+
+    def filt(z):
+        p = np.pad(z, 5, mode='symmetric')
+        view = np.lib.stride_tricks.sliding_window_view(p, (11, 11))
+        return (view * win).sum(axis=(-2, -1))
+    x, y = lum(a), lum(b)
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    mx, my = filt(x), filt(y)
+    vx, vy, cxy = filt(x * x) - mx ** 2, filt(y * y) - my ** 2, filt(x * y) - mx * my
+    return ((2 * mx * my + c1) * (2 * cxy + c2)
+            / ((mx ** 2 + my ** 2 + c1) * (vx + vy + c2))).mean()
+
+
+def test_ssim_matches_an_independent_implementation():
+    a = rng_image(20, (23, 31, 3))
+    b = np.clip(a.astype(int) + np.random.RandomState(21).randint(-60, 61, a.shape), 0, 255)
+    b = b.astype(np.uint8)
+    c = rng_image(22, (23, 31, 3))
+    for x, y in ((a, b), (a, c), (b, c)):
+        assert metrics.ssim(x, y) == pytest.approx(_ssim_reference(x, y), abs=1e-9)
+    assert 0.2 < metrics.ssim(a, b) < 0.9                 # a real, middling value
+
+
+def test_ssim_of_flat_pictures_hand_worked():
+    # flat pictures: no variance, so SSIM = (2 m1 m2 + C1) / (m1^2 + m2^2 + C1)
+    a = np.full((16, 20, 3), (200, 40, 90), np.uint8)
+    b = np.full((16, 20, 3), (30, 170, 250), np.uint8)
+    m1 = 0.299 * 200 + 0.587 * 40 + 0.114 * 90
+    m2 = 0.299 * 30 + 0.587 * 170 + 0.114 * 250
+    c1 = (0.01 * 255) ** 2
+    assert metrics.ssim(a, b) == pytest.approx((2 * m1 * m2 + c1) / (m1 ** 2 + m2 ** 2 + c1),
+                                               abs=1e-9)
+
+
+def test_ssim_sees_luminance_only_on_uint8_pictures():
+    # integer color shifts that keep 0.299 R + 0.587 G + 0.114 B exactly
+    shift = next((r, g, b) for r in range(1, 40) for g in range(-40, 41)
+                 for b in range(-40, 41) if 299 * r + 587 * g + 114 * b == 0)
+    a = np.clip(rng_image(30, (24, 24, 3)), 60, 190)
+    b = np.clip(rng_image(31, (24, 24, 3)), 60, 190)
+    tinted = (b.astype(int) + shift).astype(np.uint8)
+    np.testing.assert_allclose(metrics.luminance(tinted), metrics.luminance(b), atol=1e-9)
+    assert metrics.psnr(b, tinted) < 40                     # the colors really differ
+    assert metrics.ssim(b, tinted) == pytest.approx(1.0, abs=1e-9)
+    assert metrics.ssim(a, tinted) == pytest.approx(metrics.ssim(a, b), abs=1e-9)
+
+
+def test_colorfulness_hand_worked_on_two_pixels():
+    # red and blue: rg = (255, 0): mean 127.5, std 127.5; yb = (127.5, -255): mean -63.75,
+    # std 191.25
+    pic = np.array([[[255, 0, 0], [0, 0, 255]]], np.uint8)
+    want = math.hypot(127.5, 191.25) + 0.3 * math.hypot(127.5, 63.75)
+    assert metrics.colorfulness(pic) == pytest.approx(want, abs=1e-9)
+    # green and yellow: rg = (-255, 0): mean -127.5, std 127.5; yb = (127.5, 255): mean
+    # 191.25, std 63.75
+    pic = np.array([[[0, 255, 0], [255, 255, 0]]], np.uint8)
+    want = math.hypot(127.5, 63.75) + 0.3 * math.hypot(127.5, 191.25)
+    assert metrics.colorfulness(pic) == pytest.approx(want, abs=1e-9)
+
+
+def test_colorfulness_matches_the_formula_written_per_pixel():
+    pics = np.stack([rng_image(40, (9, 13, 3)), rng_image(41, (9, 13, 3)) // 3 + 80])
+    for pic, got in zip(pics, metrics.colorfulness(pics)):
+        rg = [float(p[0]) - float(p[1]) for p in pic.reshape(-1, 3)]
+        yb = [(float(p[0]) + float(p[1])) / 2 - float(p[2]) for p in pic.reshape(-1, 3)]
+
+        def mean(v):
+            return sum(v) / len(v)
+
+        def std(v):
+            return math.sqrt(mean([(t - mean(v)) ** 2 for t in v]))
+        want = math.sqrt(std(rg) ** 2 + std(yb) ** 2) + 0.3 * math.sqrt(mean(rg) ** 2
+                                                                        + mean(yb) ** 2)
+        assert got == pytest.approx(want, abs=1e-9)
+
+
+def test_line_preservation_uses_luminance_weights():
+    lines = np.zeros((1, 4), np.uint8)                      # all ink
+    pic = np.array([[[200, 30, 30],      # Y = 80.8: dark
+                     [30, 200, 30],      # Y = 129.8: not dark
+                     [30, 30, 250],      # Y = 55.9: dark
+                     [99, 99, 99]]],     # Y = 99: dark (< 100)
+                   np.uint8)
+    assert metrics.line_preservation(pic, lines) == 0.75
+
+
+def test_hue_stats_of_known_hues():
+    # hues 0 (red), 30 (orange: skin band), 120 (green), 30 (a brown), and one gray pixel
+    pic = np.array([[[255, 0, 0], [255, 128, 0], [0, 200, 0], [160, 100, 40],
+                     [120, 120, 120]]], np.uint8)
+    h = metrics.hue_stats(pic)
+    assert h['colored_fraction'] == pytest.approx(0.8)
+    assert h['skin_share'] == pytest.approx(0.5)
+    # three bins used, with shares 1/4, 1/2, 1/4: 1.5 bits
+    assert h['hue_entropy'] == pytest.approx(1.5)
+    sat = [255, 255, 255, round(255 * 120 / 160)]
+    assert h['saturation'] == pytest.approx(np.mean(sat), abs=0.5)
