@@ -281,3 +281,58 @@ def test_recipes_are_copies_and_classroom_gives_more_hint_pixels():
         rng = np.random.RandomState(1)
         return np.mean([H.simulate(color, rng, cfg)[1].sum() for _ in range(200)])
     assert mean_pixels(H.recipe('classroom')) > 3 * mean_pixels(H.recipe('sparse'))
+
+
+# ------------------------------------------------------- truth hints: shape and color pinned
+DISK_2 = np.array([[0, 0, 1, 0, 0],          # radius 2: 13 pixels, written out
+                   [0, 1, 1, 1, 0],
+                   [1, 1, 1, 1, 1],
+                   [0, 1, 1, 1, 0],
+                   [0, 0, 1, 0, 0]], bool)
+
+
+def _one_dot(mask, shape):
+    """(top, left) of a single dot of ``shape`` in ``mask``; the mask must be exactly it."""
+    ys, xs = np.nonzero(mask)
+    sy, sx = np.nonzero(shape)
+    top, left = ys.min() - sy.min(), xs.min() - sx.min()
+    placed = np.zeros_like(mask)
+    placed[top:top + shape.shape[0], left:left + shape.shape[1]] = shape
+    np.testing.assert_array_equal(mask, placed)
+    return top, left
+
+
+def test_truth_hint_dot_is_a_13_pixel_disk_of_the_mean_color():
+    color = _picture(30, 30, seed=5)                       # every pixel its own color
+    for seed in range(4):
+        rgb, mask = H.sample_hints_from_truth(color, 1, _rng(seed), radius=2)
+        if mask.sum() < 13:                                  # clipped at the border
+            continue
+        assert mask.sum() == 13
+        top, left = _one_dot(mask, DISK_2)
+        under = color[top:top + 5, left:left + 5][DISK_2]
+        want = np.rint(under.astype(np.float64).mean(axis=0)).astype(np.uint8)
+        assert (rgb[mask] == want).all()
+        # not the centre pixel's color (on a random picture they differ)
+        assert tuple(want) != tuple(color[top + 2, left + 2])
+        break
+    else:
+        raise AssertionError('no unclipped dot drawn')
+    # the batch helper the hints curve uses draws the same dots
+    from tutorial_lib import stage2
+    rgb2, mask2 = stage2.truth_hints(color[None], 1, seed=0, radius=2)
+    ref_rgb, ref_mask = H.sample_hints_from_truth(color, 1, np.random.RandomState([0, 0]), 2)
+    np.testing.assert_array_equal(mask2[0], ref_mask)
+    np.testing.assert_array_equal(rgb2[0], ref_rgb)
+
+
+def test_simulated_dot_is_a_square_of_the_mean_color():
+    color = _picture(40, 40, seed=6)
+    cfg = H.HintConfig(p_none=0, p_few=0, many=(1, 1), dot_size=(3, 3), noise_sigma=0)
+    for seed in range(10):
+        rgb, mask = H.simulate(color, _rng(seed), cfg)
+        if mask.sum() == 9:
+            break
+    top, left = _one_dot(mask, np.ones((3, 3), bool))
+    want = np.rint(color[top:top + 3, left:left + 3].reshape(-1, 3).mean(axis=0))
+    assert (rgb[mask] == want.astype(np.uint8)).all()
