@@ -46,7 +46,7 @@ lab: setup
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
 
 test: setup
-	QUICK=1 $(PY) -m pytest -q -p no:cacheprovider --nbmake --nbmake-timeout=600 tests notebooks $(PYTEST_ARGS)
+	QUICK=1 $(PY) -m pytest -q -rs -p no:cacheprovider --nbmake --nbmake-timeout=600 tests notebooks $(PYTEST_ARGS)
 
 tutorial: setup
 	@mkdir -p build/notebooks

@@ -6,7 +6,8 @@ canvas writes what it received to $TUTORIAL_CANVAS_LOG/<name>.json) and (b) the 
 shown in the page changed. Leaves a screenshot in build/browser_06_canvas.png.
 
 Needs Debian's ``chromium`` and the Python package ``playwright`` (.ci/run installs both;
-never ``playwright install``, which downloads a browser). Without them the test is skipped.
+never ``playwright install``, which downloads a browser). Without them the test is skipped,
+except in CI (``CI=true``), where it fails: there a skip would hide a broken browser setup.
 """
 import base64
 import json
@@ -45,6 +46,15 @@ def missing():
     return None
 
 
+def skip_or_fail(reason):
+    """Skip for ``reason`` on a learner's machine; fail in CI (``CI=true``)."""
+    if not reason:
+        return
+    if os.environ.get('CI', '').lower() in ('true', '1', 'yes'):
+        pytest.fail('CI=true, so the browser test must run, but ' + reason, pytrace=False)
+    pytest.skip(reason)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
@@ -59,9 +69,7 @@ def get(url, timeout=5):
 @pytest.fixture
 def lab(tmp_path):
     """A JupyterLab serving a copy of notebook 06; stopped (kernels too) whatever happens."""
-    reason = missing()
-    if reason:
-        pytest.skip(reason)
+    skip_or_fail(missing())
     root, log = tmp_path / 'nb', tmp_path / 'log'
     root.mkdir()
     log.mkdir()

@@ -548,6 +548,24 @@ def test_gpu_check_runs_the_gpu_tests_in_a_fresh_python(tmp_path, keep_backend):
         gpu_check.run_tests(plan)
 
 
+def test_gpu_check_fails_when_a_gpu_test_is_skipped_on_a_gpu(keep_backend, monkeypatch):
+    """On a GPU machine every GPU test must run: some passing is not enough."""
+    class Proc:
+        returncode, stderr = 0, ''
+        stdout = ('SKIPPED [1] tests/test_gpu.py:37: no usable CUDA GPU: out of memory\n'
+                  '12 passed, 1 skipped, 40 deselected in 9.1s\n')
+    monkeypatch.setattr(gpu_check.subprocess, 'run', lambda *a, **k: Proc())
+    plan = gpu_check.make_plan('gpu', tiny=True)
+    with pytest.raises(gpu_check.CheckFailed, match='skipped 1 test') as info:
+        gpu_check.run_tests(plan)
+    assert info.value.result['skipped'][0].startswith('SKIPPED [1]')
+    Proc.stdout = '13 passed, 40 deselected in 9.1s\n'
+    assert gpu_check.run_tests(plan)['counts'] == {'passed': 13, 'deselected': 40}
+    plan.device = 'cpu'                      # a dry run on the CPU skips them all: fine
+    Proc.stdout = '13 skipped, 40 deselected in 1.0s\n'
+    assert gpu_check.run_tests(plan)['counts']['skipped'] == 13
+
+
 def test_gpu_check_reports_a_failing_part(tmp_path, keep_backend, monkeypatch, capsys):
     def broken(case, b):
         raise RuntimeError('the stage-2 kernel exploded')

@@ -23,3 +23,10 @@ def test_readme_commands_exist_in_makefile():
     for target in ('lab', 'test', 'setup', 'tutorial', 'data', 'bench'):
         assert '\n%s:' % target in makefile, target
         assert 'make %s' % target in readme, target
+
+
+def test_make_test_shows_why_tests_were_skipped():
+    # -rs lists every skip with its reason, so a skip cannot hide a missing dependency
+    line = next(l for l in (REPO / 'Makefile').read_text().splitlines()
+                if '-m pytest' in l and 'tests notebooks' in l)
+    assert ' -rs ' in line or ' -rsx ' in line or ' -ra ' in line, line

@@ -9,6 +9,7 @@ On a GPU it runs, in order, and times:
 1. **start-up**: ``import tutorial_lib`` + ``backend.describe()`` in a fresh Python: the
    backend must pick the GPU and a learner must see one line, not a wall of warnings;
 2. **tests**: the pytest tests marked ``gpu`` (``tests/test_gpu.py``, ``tests/test_backend.py``);
+   on a GPU every one must run: a GPU test skipped there fails this part;
 3. **training**: a few hundred Adam steps of each of these, on the updaters the course
    trains with: the classroom L2, Ad-boss, hint and stage-2 configs and the blog's
    full-width configs (width 1, 128 px, batch 16; L2 and Ad-boss). Data: the OpenMoji
@@ -184,6 +185,10 @@ def run_tests(plan):
     if plan.device == 'gpu' and not counts.get('passed'):
         raise CheckFailed('pytest -m gpu ran no test on the GPU (%s)' % result['summary'],
                           result)
+    if plan.device == 'gpu' and counts.get('skipped'):
+        # on a GPU machine a skipped GPU test is an untested GPU path, not a pass
+        raise CheckFailed('pytest -m gpu skipped %d test(s) on a GPU machine (%s)'
+                          % (counts['skipped'], result['summary']), result)
     return result
 
 
