@@ -21,7 +21,13 @@ def test_auto_explains_itself():
     b = backend.select('auto')
     assert b.reason  # says why, e.g. "CuPy is not installed"
     text = backend.describe()
-    assert ('GPU' in text) == b.is_gpu or 'CPU' in text
+    cupy, info = backend._probe_gpu()
+    assert b.is_gpu == (cupy is not None)            # auto takes the GPU exactly when usable
+    if b.is_gpu:
+        assert text.startswith('GPU via CuPy (') and 'CPU' not in text.split('(')[0]
+    else:
+        # a CPU machine: the line says CPU and why there is no GPU
+        assert text.startswith('CPU via numpy (') and info in text
 
 
 def test_round_trip_to_device_and_back():

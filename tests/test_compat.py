@@ -50,5 +50,28 @@ def test_selfcheck_matrix(tmp_path, python_version, numpy_spec):
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert 'self-check: 6 of 6 checks passed' in proc.stdout
-    wanted = numpy_spec.split('=')[-1].split(',')[0].lstrip('<>=')
-    assert 'numpy' in proc.stdout and wanted.split('.')[0] in proc.stdout
+    assert_versions(proc.stdout, python_version, numpy_spec)
+
+
+def assert_versions(stdout, python_version, numpy_spec):
+    """The self-check ran on the Python and numpy the matrix asked for."""
+    from packaging.requirements import Requirement
+    from packaging.version import Version
+    found = dict(line.split(None, 1) for line in stdout.splitlines()
+                 if line.split(None, 1)[0:1] in (['python'], ['numpy']))
+    assert found['python'].strip().startswith(python_version + '.'), stdout
+    got = Version(found['numpy'].strip())
+    assert Requirement(numpy_spec).specifier.contains(got), (numpy_spec, str(got))
+
+
+def test_version_check_of_the_matrix_can_fail():
+    out = 'python          3.12.4\nnumpy           2.0.2\nchainer         7.8.1\n'
+    assert_versions(out, '3.12', 'numpy>=2.0,<2.1')
+    for py, spec in (('3.11', 'numpy>=2.0,<2.1'), ('3.12', 'numpy>=2.4'),
+                     ('3.12', 'numpy==1.26.4')):
+        with pytest.raises(AssertionError):
+            assert_versions(out, py, spec)
+    # and on this environment's own self-check
+    proc = subprocess.run([sys.executable, '-m', 'tutorial_lib.selfcheck'], cwd=REPO,
+                          capture_output=True, text=True)
+    assert_versions(proc.stdout, '%d.%d' % sys.version_info[:2], 'numpy==' + np.__version__)
