@@ -185,3 +185,70 @@ def test_shipped_checkpoints_match_their_manifest():
             shipped = dict(entry['config'], description=None)
             assert shipped == dict(cfg.to_dict(), description=None), name
             assert gen.width == cfg.width and entry['iterations'] == cfg.iterations
+
+
+def test_manifest_numbers_are_consistent():
+    """Cheap checks of every shipped number: ratios, counts, truth values shared by all
+    checkpoints measured on the same pictures."""
+    import re
+    entries = training.read_manifest().get('checkpoints', {})
+    if not entries:
+        pytest.skip('no data/checkpoints/manifest.json yet')
+    truth = {}
+    for name, e in entries.items():
+        m = e['test_metrics']
+        assert m['colorfulness_ratio'] == pytest.approx(m['colorfulness']
+                                                        / m['colorfulness_truth']), name
+        n = int(re.search(r'(\d+) pictures', e['test_data']).group(1))
+        assert m['n'] == n, name
+        for k in ('psnr', 'ssim', 'line_preservation', 'skin_share', 'hue_entropy'):
+            assert np.isfinite(m[k]), (name, k)
+        assert 5 < m['psnr'] < 60 and 0 < m['ssim'] <= 1 and 0 <= m['skin_share'] <= 1
+        key = (e['test_data'], e['config']['size'])
+        for k in ('colorfulness_truth', 'line_preservation_truth', 'skin_share_truth'):
+            truth.setdefault((key, k), (name, m[k]))
+            assert m[k] == pytest.approx(truth[(key, k)][1], abs=1e-9), (name, k, truth[(key, k)])
+
+
+# one network re-evaluated in full (about 8 s on 2 cores: all of them would cost a minute
+# of CI); the truth-side numbers of every checkpoint are rechecked above and below
+RECHECKED = ['classroom_l2']
+
+
+@pytest.mark.parametrize('name', RECHECKED)
+def test_manifest_test_metrics_are_reproduced(name):
+    """The shipped weights, evaluated again on the TEST split, give the manifest's numbers."""
+    entry = training.read_manifest().get('checkpoints', {}).get(name)
+    if entry is None:
+        pytest.skip('%s is not shipped yet' % name)
+    from tutorial_lib import metrics
+    test = training.load_split_resized('test', entry['config']['size'])
+    assert entry['config']['lines'] == 'human'
+    got = metrics.evaluate(training.load_checkpoint(name), test)
+    for key, want in entry['test_metrics'].items():
+        # float32 convolutions may round differently from the machine that shipped them
+        assert got[key] == pytest.approx(want, rel=1e-5, abs=1e-6), (name, key)
+
+
+def test_manifest_truth_metrics_are_reproduced():
+    """The ground truth's own numbers in every manifest entry, recomputed from the TEST
+    split (no network needed)."""
+    from tutorial_lib import metrics
+    entries = training.read_manifest().get('checkpoints', {})
+    sizes = {e['config']['size'] for e in entries.values()
+             if e['config'].get('stage', 1) == 1}
+    if not sizes:
+        pytest.skip('no shipped stage-1 checkpoint yet')
+    for size in sizes:
+        test = training.load_split_resized('test', size)
+        colors = np.asarray(test.colors)
+        m = metrics.summarize(metrics.scores(colors, test), colors, colors)
+        for name, e in entries.items():
+            if e['config']['size'] != size or e['config'].get('stage', 1) != 1:
+                continue
+            keys = ['colorfulness_truth', 'skin_share_truth', 'hue_entropy_truth',
+                    'saturation_truth']
+            if e['config'].get('lines', 'human') == 'human':   # else: on extracted lines
+                keys.append('line_preservation_truth')
+            for key in keys:
+                assert e['test_metrics'][key] == pytest.approx(m[key], rel=1e-9), (name, key)
