@@ -150,6 +150,10 @@ class HintTrainConfig(TrainConfig):
     exactly the line-only network and only has to learn what hints mean."""
     init_from: Optional[str] = None
     hint_recipe: str = 'classroom'     # hints.RECIPES: how training hints are simulated
+    # 'blog': models.UNET(in_ch=4), the blog's model; 'fill': hint_unet.HintFillUNET, which
+    # also reads a hint mask and a bucket fill of the hints (beyond the blog)
+    model: str = 'blog'
+    line_styles: bool = False          # augment.restyle the line art (other artists' lines)
 
 
 @dataclass
@@ -179,9 +183,21 @@ CONFIGS.update({
         'quick_hints', 'tiny smoke-test run of the hint U-Net (4 input channels)',
         in_ch=4, width=1 / 16, size=32, batch_size=4, iterations=6, train_limit=32,
         log_interval=1, snapshot_interval=3, preview_interval=3, n_preview=4),
+    'classroom_hints_blog': HintTrainConfig(
+        'classroom_hints_blog', 'the blog\'s hint U-Net: U-Net + L2 with simulated color '
+        'hints (line + hint RGB = 4 channels)', in_ch=4, **dict(_CLASSROOM, iterations=3000)),
+    'quick_hints_fill': HintTrainConfig(
+        'quick_hints_fill', 'tiny smoke-test run of the fill-reading hint U-Net',
+        in_ch=4, model='fill', hint_recipe='informative', line_styles=True, width=1 / 16,
+        size=32, batch_size=4, iterations=6, train_limit=32, log_interval=1,
+        snapshot_interval=3, preview_interval=3, n_preview=4),
+    # warm-started from the L2 model: its colors where nobody hinted, the fill where
+    # someone did; informative hints and restyled lines teach the rest
     'classroom_hints': HintTrainConfig(
-        'classroom_hints', 'U-Net + L2 with simulated color hints (line + hint RGB = 4 '
-        'channels)', in_ch=4, **dict(_CLASSROOM, iterations=3000)),
+        'classroom_hints', 'hint U-Net beyond the blog: hint mask + bucket-fill input + '
+        'gate, informative hints, restyled lines, warm start from classroom_l2', in_ch=4,
+        model='fill', hint_recipe='informative', line_styles=True, init_from='classroom_l2',
+        **dict(_CLASSROOM, iterations=6000, snapshot_interval=100, preview_interval=250)),
     'classroom_adv_hints': HintTrainConfig(
         'classroom_adv_hints', 'U-Net + L2 + a balanced Ad-boss, with color hints '
         '(notebook 07: does the Ad-boss make hints act far away?)', in_ch=4,

@@ -30,6 +30,8 @@ import numpy as np
 from . import atomic
 
 EMPTY = -2.0              # value of all three hint channels where there is no hint
+MAX_RADIUS = 1e6          # the largest Stroke radius accepted, in source pixels
+MAX_HINT_SIDE = 4096      # load_hint_png refuses larger hint images (from the header)
 EMPTY_THRESHOLD = -1.5    # halfway between black (-1) and EMPTY: decode's decision line
 
 
@@ -118,6 +120,14 @@ class HintConfig:
     noise_sigma: float = 8.0            # Gaussian color noise, uint8 units (users are sloppy)
     avoid_ink: bool = False             # place no dot on ink pixels (needs the line image)
     ink_threshold: int = 128            # line pixels darker than this are ink
+    # 'uniform' (the textbook): positions uniform, a dot's color = mean under it.
+    # 'informative' (beyond the blog): most dots where a user clicks -- on colored pixels
+    # clear of the lines -- each a single color taken at its center and drawn only on the
+    # pixels of that color nearby, so a dot never mixes ink and fill (see simulate).
+    placement: str = 'uniform'
+    p_colored: float = 0.75             # informative: share of dots on colored, off-ink pixels
+    p_paper: float = 0.10               # ... on paper; the rest anywhere (uniform, mean color)
+    paper_level: int = 235              # a true pixel is paper when all channels >= this
 
     def __post_init__(self):
         if not (0 <= self.p_none and 0 <= self.p_few and self.p_none + self.p_few <= 1):
@@ -129,6 +139,12 @@ class HintConfig:
                                  '(dot_size: lo >= 1), got %r' % (name, (lo, hi)))
         if self.noise_sigma < 0:
             raise ValueError('noise_sigma must be >= 0, got %r' % self.noise_sigma)
+        if self.placement not in ('uniform', 'informative'):
+            raise ValueError("placement must be 'uniform' or 'informative', got %r"
+                             % (self.placement,))
+        if not (0 <= self.p_colored and 0 <= self.p_paper
+                and self.p_colored + self.p_paper <= 1):
+            raise ValueError('p_colored and p_paper must be >= 0 with a sum <= 1')
 
 
 # Named recipes, so a training config can say which one it used (configs.HintTrainConfig).
@@ -139,10 +155,15 @@ class HintConfig:
 # rare signal, and learning to spread them over a region takes a GPU-scale number of
 # steps. 'classroom' gives the network more to learn from -- bigger dots, more of them,
 # fewer samples without -- and is what the shipped hint U-Nets were trained with.
+# 'informative' is what the fill-reading hint U-Net (hint_unet.py) trains with: 15% of
+# samples without hints, up to 128 dots, 1-5 px (single pixels included, as the course
+# tests them), 75% of them on colored pixels clear of the lines, colored at their own pixels.
 RECIPES = {
     'sparse': HintConfig(),
     'classroom': HintConfig(p_none=0.2, p_few=0.3, few=(2, 30), many=(31, 400),
                             dot_size=(2, 5)),
+    'informative': HintConfig(p_none=0.15, p_few=0.45, few=(1, 16), many=(17, 128),
+                              dot_size=(1, 5), placement='informative'),
 }
 
 
@@ -173,9 +194,12 @@ def simulate(color, rng, cfg=None, line=None):
     Dot positions are uniform over the picture (over non-ink pixels when ``cfg.avoid_ink``
     and ``line`` is given); each dot is a square of 1..3 px whose color is the true mean
     color under it plus Gaussian noise. Everything comes from ``rng``: same state, same hints.
+    ``cfg.placement == 'informative'``: see :func:`simulate_informative`.
     """
     cfg = cfg or HintConfig()
     color = _check_color(color)
+    if cfg.placement == 'informative':
+        return simulate_informative(color, rng, cfg, line)
     h, w = color.shape[:2]
     hint_rgb, mask = np.zeros((h, w, 3), np.uint8), np.zeros((h, w), bool)
     n = draw_count(rng, cfg)
@@ -192,6 +216,54 @@ def simulate(color, rng, cfg=None, line=None):
         value = color[ys, xs].reshape(-1, 3).mean(axis=0) + rng.normal(0, cfg.noise_sigma, 3)
         hint_rgb[ys, xs] = np.clip(np.rint(value), 0, 255).astype(np.uint8)
         mask[ys, xs] = True
+    return hint_rgb, mask
+
+
+def _pick(rng, candidates, n):
+    return candidates[rng.choice(candidates.size, n, replace=False)] if n else candidates[:0]
+
+
+def simulate_informative(color, rng, cfg, line=None):
+    """Hints where a user would put them (``placement='informative'``).
+
+    Of the dots, ``p_colored`` sit on colored pixels (not paper) clear of the ink,
+    ``p_paper`` on paper clear of the ink, the rest anywhere. A dot on a chosen pixel takes
+    that pixel's true color (+ noise) and covers the pixels of its s x s square that are
+    not ink and whose true color is near the center's: one color, inside one region, the
+    way a careful click looks. A dot placed anywhere is the textbook dot (mean under it).
+    Without ``line``, ink is taken to be the true pixels darker than ``cfg.ink_threshold``.
+    """
+    h, w = color.shape[:2]
+    hint_rgb, mask = np.zeros((h, w, 3), np.uint8), np.zeros((h, w), bool)
+    n = draw_count(rng, cfg)
+    if n == 0:
+        return hint_rgb, mask
+    ink = (np.asarray(line) < cfg.ink_threshold) if line is not None else \
+        (color.max(axis=2) < cfg.ink_threshold)
+    paper = (color >= cfg.paper_level).all(axis=2)
+    flat = np.arange(h * w)
+    kinds = rng.choice(3, n, p=[cfg.p_colored, cfg.p_paper, 1 - cfg.p_colored - cfg.p_paper])
+    pools = [flat[(~ink & ~paper).ravel()], flat[(~ink & paper).ravel()], flat]
+    for kind, pool in enumerate(pools):
+        k = min(int((kinds == kind).sum()), pool.size)
+        for pos in _pick(rng, pool, k):
+            y, x = divmod(int(pos), w)
+            s = _randint(rng, *cfg.dot_size)
+            y0, x0 = max(0, y - s // 2), max(0, x - s // 2)
+            ys, xs = slice(y0, min(h, y0 + s)), slice(x0, min(w, x0 + s))
+            noise = rng.normal(0, cfg.noise_sigma, 3)
+            if kind == 2:
+                value = color[ys, xs].reshape(-1, 3).mean(axis=0) + noise
+                hint_rgb[ys, xs] = np.clip(np.rint(value), 0, 255).astype(np.uint8)
+                mask[ys, xs] = True
+                continue
+            center = color[y, x].astype(np.int32)
+            near = np.abs(color[ys, xs].astype(np.int32) - center).max(axis=2) <= 24
+            near &= ~ink[ys, xs]
+            near[y - y0, x - x0] = True
+            value = np.clip(np.rint(center + noise), 0, 255).astype(np.uint8)
+            hint_rgb[ys, xs][near] = value
+            mask[ys, xs][near] = True
     return hint_rgb, mask
 
 
@@ -273,8 +345,14 @@ class Stroke:
                              % (self.points,))
         if not np.isfinite(pts).all() or np.abs(pts).max() > 1e6:
             raise ValueError('point coordinates must be finite numbers (|x|, |y| <= 1e6)')
-        if not (np.isfinite(self.radius) and self.radius >= 0):
-            raise ValueError('radius must be a finite number >= 0, got %r' % (self.radius,))
+        if isinstance(self.radius, (bool, np.bool_)) or not isinstance(
+                self.radius, (int, float, np.integer, np.floating)):
+            raise ValueError('radius must be a number of pixels (int or float), got %r'
+                             % (self.radius,))
+        if not (np.isfinite(self.radius) and 0 <= self.radius <= MAX_RADIUS):
+            raise ValueError('radius must be a finite number >= 0 and <= %g px, got %r'
+                             % (MAX_RADIUS, self.radius))
+        self.radius = float(self.radius)
         self.points = [tuple(p) for p in pts.tolist()]
         self.color = None if self.erase and self.color is None else parse_color(self.color)
 
@@ -319,8 +397,13 @@ def rasterize(strokes, size, source_size=None):
         # (cv2 draws nothing for a 1-point polyline, so a dot is a zero-length segment)
         cv2.polylines(layer, [np.array(pts if len(pts) > 1 else pts * 2, np.int32)], False,
                       1, 1, cv2.LINE_8)
-        r = int(round(s.radius * (fx + fy) / 2))
-        hit = (cv2.dilate(layer, _disk_kernel(r)) if r else layer).astype(bool)
+        # a disk wider than the picture covers no more of it: clip the radius there
+        r = int(round(min(s.radius * (fx + fy) / 2, h + w)))
+        if r <= 16:
+            hit = (cv2.dilate(layer, _disk_kernel(r)) if r else layer).astype(bool)
+        else:   # the same disk (pixels within r of the stroke), in time independent of r
+            hit = cv2.distanceTransform((layer == 0).astype(np.uint8), cv2.DIST_L2,
+                                        cv2.DIST_MASK_PRECISE) <= r
         if s.erase:
             mask[hit], hint_rgb[hit] = False, 0
         else:
@@ -356,16 +439,44 @@ def save_hint_png(path, hint_rgb, mask):
     atomic.write_bytes(path, data.tobytes())
 
 
-def load_hint_png(path):
-    """Read an RGBA PNG of hints (alpha = hint) -> (hint_rgb, mask)."""
-    img = cv2.imread(os.fspath(path), cv2.IMREAD_UNCHANGED)
+def load_hint_png(path, max_side=MAX_HINT_SIDE):
+    """Read an RGBA PNG of hints (alpha = hint) -> (hint_rgb, mask).
+
+    The size is read from the file's header first: a side above ``max_side`` is refused
+    before decoding. A file whose every pixel is opaque (an editor that kept the white
+    background) is refused too: it would make every pixel a hint."""
+    from . import imageheader
+    name = os.fspath(path)
+    if os.path.isdir(name):
+        raise ValueError('the hint file %s is a folder, not an RGBA PNG' % name)
+    if not os.path.exists(name):
+        raise FileNotFoundError('no such hint file: %s' % name)
+    with open(name, 'rb') as f:
+        data = f.read()
+    if not data:
+        raise ValueError('the hint file %s is empty; expected an RGBA PNG' % name)
+    imageheader.check_image_bytes(data, 'the hint file %s' % name, max_side,
+                                  accepted='an RGBA PNG (alpha = hint)')
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None:
-        raise ValueError('could not read an image from %r' % os.fspath(path))
+        raise ValueError('could not read an image from %r (corrupt?); expected an RGBA PNG'
+                         % name)
     if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 4:
         raise ValueError('%r is not an 8-bit RGBA PNG (shape %s, %s): hint files need an '
                          'alpha channel, alpha = hint present'
                          % (os.fspath(path), img.shape, img.dtype))
-    return from_rgba(img[..., [2, 1, 0, 3]])
+    rgb, mask = from_rgba(img[..., [2, 1, 0, 3]])
+    check_not_opaque(mask, 'the hint file %s' % name)
+    return rgb, mask
+
+
+def check_not_opaque(mask, source='the hint image'):
+    """ValueError when every pixel of a user's hint image is a hint: that is a picture
+    saved without transparency, not hints (alpha marks the hinted pixels)."""
+    if mask.size > 1 and mask.all():
+        raise ValueError('%s is opaque everywhere (alpha 255 on every pixel), so every pixel '
+                         'would be a hint: hints need a transparent background with alpha '
+                         'only on the hinted pixels (save it with transparency)' % source)
 
 
 def resize_hints(hint_rgb, mask, size):

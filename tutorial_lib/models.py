@@ -220,14 +220,16 @@ def colorize(model, lines, batch_size=16, extra=None):
     if lines.ndim == 2:
         lines = lines[None]
     padded, (h, w) = pad_to_multiple(lines)
-    if extra is None and getattr(model, 'in_ch', 1) == 4:
-        # a hint U-Net given no hints: the three hint channels say "no hint" everywhere
-        # (hints.EMPTY), padding included
-        from .hints import EMPTY
+    # a hint U-Net's extra channels are hints: "no hint" (hints.EMPTY) where there is none,
+    # padding included; a residual stage 2's are colors: paper white (1.0) in the padding
+    from .hints import EMPTY
+    hint_model = (getattr(model, 'in_ch', 1) == 4
+                  and not getattr(model, 'save_meta', {}).get('residual'))
+    if extra is None and hint_model:
         extra = np.full((len(padded), 3) + padded.shape[1:3], EMPTY, np.float32)
     elif extra is not None:
         extra = np.asarray(extra, np.float32)
-        extra = pad_to_multiple(extra, value=0, axes=(2, 3))[0]
+        extra = pad_to_multiple(extra, value=EMPTY if hint_model else 1.0, axes=(2, 3))[0]
     xp = model.xp
     out = []
     with chainer.using_config('train', False), chainer.no_backprop_mode():

@@ -47,10 +47,13 @@ import numpy as np
 
 from . import atomic
 from . import backend as backend_mod
+from . import cli
 from . import configs as configs_mod
+from . import fill as fill_mod
 from . import hints as hints_mod
 from . import metrics as metrics_mod
 from . import training
+from .hint_unet import HintFillUNET
 from .models import UNET, colorize, encode_colors, encode_lines, load_weights, read_meta
 
 # ideepcolor (Zhang et al. 2017, "Real-Time User-Guided Image Colorization with Learned
@@ -281,8 +284,10 @@ def resolve_checkpoint(spec):
     candidates = [spec, os.path.join(spec, 'gen.npz'),
                   str(training.checkpoints_dir() / spec / 'gen.npz'),
                   str(REPO_ROOT / 'runs' / spec / 'gen.npz')]
-    for c in candidates:
+    for k, c in enumerate(candidates):
         if os.path.isfile(c):
+            if k == 2:      # a shipped checkpoint by name: is it the file the manifest lists?
+                training.verify_shipped(spec, c)
             return c
     raise FileNotFoundError(
         'no U-Net found for %r: not a gen.npz file or folder, not a shipped checkpoint in %s, '
@@ -294,7 +299,7 @@ def load_unet(spec, backend=None):
     """The U-Net named by ``spec`` (see :func:`resolve_checkpoint`), on the device
     (a :class:`Stage2UNET` when its meta says ``residual``)."""
     path = resolve_checkpoint(spec)
-    meta = read_meta(path)
+    meta = training.inspect_checkpoint(path)
     if meta.get('residual'):
         gen = load_weights(Stage2UNET(meta.get('in_ch', 4), meta.get('width', 1.0),
                                       zero_init=False), path)
@@ -305,17 +310,51 @@ def load_unet(spec, backend=None):
     return gen
 
 
+def check_stage(spec, stage):
+    """The gen.npz path of ``spec`` after checking it can serve as ``stage`` (1 or 2).
+
+    Stage 2 refines stage-1 colors (its meta says ``residual: true``) and colors nothing
+    alone (all black as a stage 1); any other U-Net (line only, hints, hint fill...) is a
+    stage 1, and as a stage 2 it would ignore the colors it is given."""
+    path = resolve_checkpoint(spec)
+    meta = training.inspect_checkpoint(path)
+    residual = bool(meta.get('residual'))
+    if stage == 1 and residual:
+        raise ValueError('%s is a stage-2 U-Net (residual: it refines stage-1 colors at 512 '
+                         'px and colors nothing alone); as stage 1 use a line or hint U-Net '
+                         'such as classroom_hints, and give this one as stage 2' % spec)
+    if stage == 2 and not residual:
+        raise ValueError('%s is a stage-1 U-Net (%s), not a stage 2: a stage 2 is a residual '
+                         'refiner whose meta says residual: true, such as classroom_stage2'
+                         % (spec, 'kind %s' % meta['kind'] if meta.get('kind')
+                            else 'in_ch=%s' % meta.get('in_ch', 1)))
+    return path
+
+
+def load_stage(spec, stage, backend=None):
+    """:func:`load_unet` for a U-Net that must serve as ``stage`` 1 or 2 (see
+    :func:`check_stage`); a model object is returned as it is, unless it is a
+    :class:`Stage2UNET` given as stage 1."""
+    if hasattr(spec, 'in_ch'):
+        if stage == 1 and getattr(spec, 'save_meta', {}).get('residual'):
+            raise ValueError('this U-Net is a stage 2 (residual, %s): it refines stage-1 '
+                             'colors and colors nothing alone; give it as stage 2'
+                             % type(spec).__name__)
+        return spec
+    return load_unet(check_stage(spec, stage), backend)
+
+
 def stage1_colors(gen, lines, colors=None, hint_cfg=None, seed=0, batch_size=32,
                   progress=False):
     """Run a frozen stage 1 on uint8 lines (N,h,w) -> uint8 colors (N,h,w,3).
 
     For a hint U-Net with ``colors`` given, picture i gets hints simulated from its true
-    colors with ``RandomState([seed, i])`` and ``hint_cfg`` (default: the training
-    distribution, about 40% without hints); without ``colors`` it runs without hints.
+    colors with ``RandomState([seed, i])`` and ``hint_cfg`` (default: the recipe stage 1
+    was trained with, from its weights' meta); without ``colors`` it runs without hints.
     """
     lines = np.asarray(lines)
     out = np.zeros(lines.shape + (3,), np.uint8)
-    cfg = hint_cfg or hints_mod.HintConfig()
+    cfg = hint_cfg or hints_mod.recipe(getattr(gen, 'hint_recipe', None) or 'sparse')
     steps = range(0, len(lines), batch_size)
     if progress:
         from tqdm.auto import tqdm
@@ -325,7 +364,7 @@ def stage1_colors(gen, lines, colors=None, hint_cfg=None, seed=0, batch_size=32,
         extra = None
         if getattr(gen, 'in_ch', 1) == 4 and colors is not None:
             extra = np.stack([hints_mod.encode(*hints_mod.simulate(
-                np.asarray(colors[i]), np.random.RandomState([seed, i]), cfg))
+                np.asarray(colors[i]), np.random.RandomState([seed, i]), cfg, lines[i]))
                 for i in range(s, min(s + batch_size, len(lines)))])
         out[sl] = colorize(gen, lines[sl], extra=extra)
     return out
@@ -405,8 +444,12 @@ def training_kwargs(config, progress=True):
                              % config.in_ch)
         kw = dict(input_fn=hint_input_fn(hints_mod.recipe(config.hint_recipe)),
                   preview_pairs=hint_preview_pairs(training.load_pairs(config, 'test')))
+        if getattr(config, 'line_styles', False):
+            kw['updater_cls'] = training.line_style_updater_cls()
         init = getattr(config, 'init_from', None)
-        if init:
+        if getattr(config, 'model', 'blog') == 'fill':
+            kw['gen_fn'] = lambda in_ch, width: _fill_unet(width, init)
+        elif init:
             kw['gen_fn'] = lambda in_ch, width: warm_start(UNET(in_ch=in_ch, width=width),
                                                            init)
         return kw
@@ -427,6 +470,13 @@ def training_kwargs(config, progress=True):
     if getattr(config, 'residual', False):
         kw['gen_fn'] = Stage2UNET
     return kw
+
+
+def _fill_unet(width, init_from=None):
+    gen = HintFillUNET(width=width)
+    if init_from:
+        gen.warm_start(training.load_gen(resolve_checkpoint(init_from)))
+    return gen
 
 
 def _small_colors(config, split, colors):
@@ -522,11 +572,20 @@ def hints_curve(gen, pairs, counts=HINT_COUNTS, seed=0, radius=0, lines=None,
     obey the hints?). ``lines``: the line art to color (default ``pairs.lines``; e.g.
     OpenCV-extracted lines of the same pictures).
 
+    ``gen`` may also be any function ``(lines, hint_rgb, mask) -> uint8 (N,H,W,3)``, e.g.
+    :func:`fill_method` (the bucket fill) or :func:`hybrid_method`, measured the same way.
+
     Returns a list of dicts: hints, psnr, psnr_std, ssim, hint_error, n.
     """
-    if getattr(gen, 'in_ch', 1) != 4:
+    if not hasattr(gen, 'in_ch'):
+        color_fn = gen
+    elif gen.in_ch != 4:
         raise ValueError('hints_curve needs a hint U-Net (in_ch=4), this one has in_ch=%d'
-                         % getattr(gen, 'in_ch', 1))
+                         % gen.in_ch)
+    else:
+        def color_fn(lines, rgb, mask):
+            return colorize(gen, lines, batch_size=batch_size,
+                            extra=encode_hint_batch(rgb, mask))
     colors = np.asarray(pairs.colors)
     lines = np.asarray(pairs.lines if lines is None else lines)
     if lines.shape != colors.shape[:3]:
@@ -534,12 +593,25 @@ def hints_curve(gen, pairs, counts=HINT_COUNTS, seed=0, radius=0, lines=None,
     rows = []
     for n in counts:
         rgb, mask = truth_hints(colors, n, seed, radius)
-        out = colorize(gen, lines, batch_size=batch_size, extra=encode_hint_batch(rgb, mask))
+        out = color_fn(lines, rgb, mask)
         p = np.minimum(metrics_mod.psnr(out, colors), metrics_mod.PSNR_CAP)
         rows.append(dict(hints=int(n), psnr=float(np.mean(p)), psnr_std=float(np.std(p)),
                          ssim=float(np.mean(metrics_mod.ssim(out, colors))),
                          hint_error=hint_error(out, rgb, mask), n=int(len(colors))))
     return rows
+
+
+def fill_method(lines, hint_rgb, mask):
+    """The non-learned baseline as a hints-curve method: bucket fill on white paper."""
+    return fill_mod.fill_pictures(lines, hint_rgb, mask)
+
+
+def hybrid_method(gen):
+    """Network + bucket fill as a hints-curve method: ``gen``'s colors without hints, the
+    fill pasted over them where a region is hinted, the lines on top."""
+    def color_fn(lines, hint_rgb, mask):
+        return fill_mod.fill_pictures(lines, hint_rgb, mask, backgrounds=colorize(gen, lines))
+    return color_fn
 
 
 def format_curve(rows, title=None):
@@ -699,6 +771,7 @@ def ship(run_folder, stage2_pictures=64, with_hints_curve=True):
     return training.read_manifest()['checkpoints'][name]
 
 
+@cli.command
 def main(argv=None):
     """Measure shipped (or any) checkpoints on the TEST split from a terminal.
 
@@ -721,7 +794,7 @@ def main(argv=None):
     if args.what == 'hints-curve':
         from .lines import extract_best
         test = training.load_split_resized('test', 128, limit=args.limit)
-        gen = load_unet(args.stage1)
+        gen = load_stage(args.stage1, 1)
         print(format_curve(hints_curve(gen, test, radius=args.radius),
                            'human lines, %d TEST pictures at 128 px, stage 1 = %s, hints = '
                            'disks of radius %d px' % (len(test), args.stage1, args.radius)))

@@ -39,8 +39,10 @@ from chainer import training
 from chainer.training import extensions
 
 from . import atomic
+from . import augment
 from . import backend as backend_mod
 from . import configs as configs_mod
+from .hint_unet import HintFillUNET
 from .models import (UNET, DIS, encode_lines, encode_colors, colorize, save_weights,
                      load_weights, read_meta)
 
@@ -209,7 +211,10 @@ class ReconstructionUpdater(training.updaters.StandardUpdater):
     """One step = one batch, one Adam step of the U-Net on the reconstruction loss.
 
     Reports ``gen/loss_rec`` (and ``gen/loss``, the total the optimizer sees).
+    ``line_styles``: an :class:`augment.LineStyles` in a subclass (see
+    :func:`line_style_updater_cls`) restyles each batch's line art; None = as drawn.
     """
+    line_styles = None
 
     def __init__(self, iterator, gen, opt_gen, rec_loss='l2', seed=0, flip=True,
                  backend=None, input_fn=None):
@@ -234,6 +239,8 @@ class ReconstructionUpdater(training.updaters.StandardUpdater):
             mirror = rng.rand(len(batch)) < 0.5
             lines[mirror] = lines[mirror, :, ::-1]
             colors[mirror] = colors[mirror, :, ::-1]
+        if self.line_styles is not None:
+            lines, colors = augment.restyle(lines, colors, rng, self.line_styles)
         x = encode_lines(lines) if self.input_fn is None else self.input_fn(lines, colors, rng)
         xp = self.backend.xp
         return xp.asarray(x), xp.asarray(encode_colors(colors))
@@ -246,6 +253,12 @@ class ReconstructionUpdater(training.updaters.StandardUpdater):
         loss_rec.backward()
         self.get_optimizer('gen').update()
         chainer.report({'loss': loss_rec, 'loss_rec': loss_rec}, self.gen)
+
+
+def line_style_updater_cls(base=None, styles=None):
+    """``base`` (default :class:`ReconstructionUpdater`) with line-style augmentation."""
+    return type('LineStyleUpdater', (base or ReconstructionUpdater,),
+                dict(line_styles=styles or augment.LineStyles()))
 
 
 class AdversarialUpdater(ReconstructionUpdater):
@@ -560,10 +573,16 @@ def build_trainer(config, out, train_pairs=None, preview_pairs=None, resume=True
     """
     if isinstance(config, str):
         config = configs_mod.get(config)
+    iterations = config.iterations
+    if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) \
+            or iterations < 1:
+        raise ValueError('iterations must be a whole number >= 1, got %r' % (iterations,))
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError('the run folder %s is a file; give --out a folder' % out)
     b = backend_mod.resolve(device) if device else backend_mod.current()
     os.makedirs(out, exist_ok=True)
-    for stale in glob.glob(os.path.join(out, '.snapshot_*.tmp')):
-        os.remove(stale)  # left by a process killed while writing a snapshot
+    # temp files left by a process killed while writing (a snapshot, gen.npz, a preview)
+    atomic.remove_stale_temps(out)
     snapshot = latest_snapshot(out) if resume else None
     if not resume:
         for _, old in list_snapshots(out):
@@ -575,7 +594,9 @@ def build_trainer(config, out, train_pairs=None, preview_pairs=None, resume=True
     if preview_pairs is None:
         preview_pairs = load_pairs(config, 'test')
     if len(train_pairs.lines) < 1:
-        raise ValueError('no training pictures')
+        raise ValueError('no training pictures for config %s (data=%s, train_limit=%s): '
+                         'check --train-limit (>= 1), or build the data (make data)'
+                         % (config.name, config.data, config.train_limit))
 
     gen, dis = build_models(config, b, gen_fn)
     it = make_iterator(train_pairs, config.batch_size, config.seed)
@@ -619,6 +640,8 @@ class FinalWeights(training.Extension):
         if trainer.updater.iteration >= self.stop:
             meta = dict(in_ch=self.config.in_ch, width=self.config.width,
                         config=self.config.name, iteration=trainer.updater.iteration)
+            if getattr(self.config, 'hint_recipe', None):   # how its stage-1 hints look
+                meta['hint_recipe'] = self.config.hint_recipe
             meta.update(getattr(self.gen, 'save_meta', {}))  # e.g. a residual stage 2
             save_weights(self.gen, os.path.join(trainer.out, 'gen.npz'), meta)
             if self.dis is not None:
@@ -672,20 +695,100 @@ def train(config, out=None, iterations=None, device=None, resume=True, progress=
     return run
 
 
+REPAIR = ('re-download it (for a shipped one: git checkout -- <file>, or a fresh copy of '
+          'the repository) or retrain it (python -m tutorial_lib.train --config <name>)')
+
+
+def inspect_checkpoint(path, want='gen'):
+    """The meta of a weights file (:func:`models.save_weights`) after checking that it is
+    one, whole, and of the wanted kind ('gen': a U-Net, 'dis': an Ad-boss).
+
+    Every array is read once, so a truncated file, a bad checksum, an empty file, a trainer
+    snapshot, a dis.npz given as a U-Net (or the reverse) and a foreign npz each raise a
+    ValueError naming the file and what to do, instead of a traceback from deep inside
+    numpy or Chainer. Pickled objects are never loaded.
+    """
+    import zipfile
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError('%s is a folder, not a weights file (gen.npz)' % path)
+    if not os.path.exists(path):
+        raise FileNotFoundError('no such file: %s' % path)
+    if os.path.getsize(path) == 0:
+        raise ValueError('%s is an empty file: %s' % (path, REPAIR))
+    if not zipfile.is_zipfile(path):
+        raise ValueError('%s is not a weights file of the course (not an .npz archive; '
+                         'truncated?): %s' % (path, REPAIR))
+    try:
+        with np.load(path) as z:
+            names = list(z.files)
+            arrays = {k: z[k] for k in names}    # reads (and checksums) every member
+    except ValueError as e:
+        if 'pickle' in str(e):
+            raise ValueError('%s holds Python objects, not arrays: it is no weights file of '
+                             'the course (such files are never loaded)' % path) from None
+        raise ValueError('%s is damaged (%s): %s' % (path, e, REPAIR)) from None
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, KeyError) as e:
+        raise ValueError('%s is damaged (%s): %s' % (path, e or type(e).__name__, REPAIR)) \
+            from None
+    if '__meta__' not in arrays:
+        if any(n.startswith('updater/') for n in names):
+            raise ValueError('%s is a trainer snapshot, not a U-Net: use the run\'s gen.npz, '
+                             'or training.load_gen_from_snapshot(%r)' % (path, path))
+        raise ValueError('%s is not a weights file of the course (no __meta__ entry; saved by '
+                         'something else?)' % path)
+    try:
+        meta = json.loads(bytes(arrays['__meta__']).decode() or '{}')
+    except (ValueError, UnicodeDecodeError):
+        raise ValueError('%s has a damaged __meta__ entry: %s' % (path, REPAIR)) from None
+    is_dis = any(n.startswith('param/l8l/') for n in names)
+    if want == 'gen' and is_dis:
+        raise ValueError('%s is an Ad-boss (discriminator, dis.npz), not a U-Net; the U-Net '
+                         'of a run is its gen.npz' % path)
+    if want == 'dis' and not is_dis:
+        raise ValueError('%s is not an Ad-boss (discriminator); that is dis.npz' % path)
+    return meta
+
+
+def verify_shipped(name, path=None):
+    """Check a shipped checkpoint's file against the sha256 in data/checkpoints/manifest.json
+    (ValueError naming the file when they differ; nothing to check without an entry)."""
+    import hashlib
+    path = str(path or checkpoints_dir() / name / 'gen.npz')
+    entry = read_manifest().get('checkpoints', {}).get(name, {})
+    expected = entry.get('files', {}).get(os.path.basename(path), {}).get('sha256')
+    if not expected:
+        return
+    with open(path, 'rb') as f:
+        actual = hashlib.sha256(f.read()).hexdigest()
+    if actual != expected:
+        raise ValueError('%s is not the file data/checkpoints/manifest.json records for %r '
+                         '(sha256 %s..., expected %s...): it was changed or damaged; %s'
+                         % (path, name, actual[:12], expected[:12], REPAIR))
+
+
 def load_gen(path):
     """The U-Net of a run folder (its gen.npz) or of a gen.npz file."""
     if os.path.isdir(path):
         path = os.path.join(path, 'gen.npz')
-    meta = read_meta(path)
-    gen = UNET(in_ch=meta.get('in_ch', 1), width=meta.get('width', 1.0))
-    load_weights(gen, path)
+    meta = inspect_checkpoint(path, 'gen')
+    if meta.get('kind') == 'hint_fill':       # the beyond-the-blog hint U-Net
+        gen = HintFillUNET(width=meta.get('width', 1.0))
+    else:
+        gen = UNET(in_ch=meta.get('in_ch', 1), width=meta.get('width', 1.0))
+    try:
+        load_weights(gen, path)
+    except (KeyError, ValueError) as e:     # a weights file of another network
+        raise ValueError('%s does not hold the U-Net its meta describes (%s): %s'
+                         % (path, e.args[0] if e.args else e, REPAIR)) from None
+    gen.hint_recipe = meta.get('hint_recipe')
     return gen
 
 
 def load_dis(path):
     if os.path.isdir(path):
         path = os.path.join(path, 'dis.npz')
-    meta = read_meta(path)
+    meta = inspect_checkpoint(path, 'dis')
     dis = DIS(width=meta.get('width', 1.0), image_size=meta.get('image_size'))
     load_weights(dis, path)
     return dis
@@ -713,6 +816,10 @@ def load_checkpoint(name):
     path = checkpoints_dir() / name / 'gen.npz'
     if not path.exists():
         raise FileNotFoundError('no shipped checkpoint %r in %s' % (name, checkpoints_dir()))
+    verify_shipped(name, path)
+    if inspect_checkpoint(str(path)).get('residual'):
+        raise ValueError('%s is a stage-2 (residual) U-Net: load it with '
+                         'stage2.load_unet(%r)' % (name, name))
     gen = load_gen(str(path))
     gen.to_device(backend_mod.current().chainer_device)   # the GPU when there is one
     return gen
