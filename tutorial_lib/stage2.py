@@ -558,6 +558,7 @@ def hint_error(outputs, hint_rgb, mask):
 # what one click with the canvas's smallest round brush leaves. Single pixels (radius 0)
 # are the harder variant, also recorded.
 CURVE_RADIUS = 2
+PAPER_LEVEL = 235    # a true pixel whose channels are all >= this is paper
 
 
 def hints_curve(gen, pairs, counts=HINT_COUNTS, seed=0, radius=0, lines=None,
@@ -575,7 +576,10 @@ def hints_curve(gen, pairs, counts=HINT_COUNTS, seed=0, radius=0, lines=None,
     ``gen`` may also be any function ``(lines, hint_rgb, mask) -> uint8 (N,H,W,3)``, e.g.
     :func:`fill_method` (the bucket fill) or :func:`hybrid_method`, measured the same way.
 
-    Returns a list of dicts: hints, psnr, psnr_std, ssim, hint_error, n.
+    ``hint_error_colored``: the same at the hinted pixels that are colored and off the ink
+    in the truth (:func:`colored_off_ink`): hints where a user would put them.
+
+    Returns a list of dicts: hints, psnr, psnr_std, ssim, hint_error, hint_error_colored, n.
     """
     if not hasattr(gen, 'in_ch'):
         color_fn = gen
@@ -590,6 +594,7 @@ def hints_curve(gen, pairs, counts=HINT_COUNTS, seed=0, radius=0, lines=None,
     lines = np.asarray(pairs.lines if lines is None else lines)
     if lines.shape != colors.shape[:3]:
         raise ValueError('lines %s do not match the pictures %s' % (lines.shape, colors.shape))
+    colored = colored_off_ink(lines, colors)
     rows = []
     for n in counts:
         rgb, mask = truth_hints(colors, n, seed, radius)
@@ -597,8 +602,16 @@ def hints_curve(gen, pairs, counts=HINT_COUNTS, seed=0, radius=0, lines=None,
         p = np.minimum(metrics_mod.psnr(out, colors), metrics_mod.PSNR_CAP)
         rows.append(dict(hints=int(n), psnr=float(np.mean(p)), psnr_std=float(np.std(p)),
                          ssim=float(np.mean(metrics_mod.ssim(out, colors))),
-                         hint_error=hint_error(out, rgb, mask), n=int(len(colors))))
+                         hint_error=hint_error(out, rgb, mask),
+                         hint_error_colored=hint_error(out, rgb, mask & colored),
+                         n=int(len(colors))))
     return rows
+
+
+def colored_off_ink(lines, colors, ink=128, paper=PAPER_LEVEL):
+    """Pixels where a user would put a hint: not ink in the line art, not paper in the
+    truth (some channel below ``paper``) -> bool (N,H,W)."""
+    return (np.asarray(lines) >= ink) & (np.asarray(colors) < paper).any(axis=-1)
 
 
 def fill_method(lines, hint_rgb, mask):
@@ -617,12 +630,15 @@ def hybrid_method(gen):
 def format_curve(rows, title=None):
     """A hints-curve table as fixed-width text."""
     out = [title] if title else []
-    out.append('%6s  %8s  %6s  %6s  %10s' % ('hints', 'PSNR dB', '+-', 'SSIM',
-                                               'hint err'))
+    out.append('%6s  %8s  %6s  %6s  %10s  %14s' % ('hints', 'PSNR dB', '+-', 'SSIM',
+                                                      'hint err', 'on colored px'))
+
+    def num(v):
+        return '-' if v is None or np.isnan(v) else '%.1f' % v
     for r in rows:
-        out.append('%6d  %8.2f  %6.2f  %6.3f  %10s' % (
-            r['hints'], r['psnr'], r['psnr_std'], r['ssim'],
-            '-' if np.isnan(r['hint_error']) else '%.1f' % r['hint_error']))
+        out.append('%6d  %8.2f  %6.2f  %6.3f  %10s  %14s' % (
+            r['hints'], r['psnr'], r['psnr_std'], r['ssim'], num(r['hint_error']),
+            num(r.get('hint_error_colored'))))
     return '\n'.join(out)
 
 
@@ -720,14 +736,20 @@ def record_hints_curve(name, size=128, radius=CURVE_RADIUS):
     curve_cv = hints_curve(gen, test, radius=radius,
                            lines=extract_best(np.asarray(test.colors)))
     curve_px = hints_curve(gen, test, radius=0)
+    curve_fill = hints_curve(fill_method, test, radius=radius)
+    curve_hybrid = hints_curve(hybrid_method(gen), test, radius=radius)
     _update_manifest(name, dict(
         test_hints_curve=curve, test_hints_curve_opencv_lines=curve_cv,
-        test_hints_curve_1px=curve_px,
+        test_hints_curve_1px=curve_px, test_hints_curve_bucket_fill=curve_fill,
+        test_hints_curve_hybrid=curve_hybrid,
         test_hints_curve_about=(
-            'PSNR (dB) and hint error (mean |RGB diff| at hinted pixels, 0..255) vs number '
-            'of hints sampled from the truth (stage2.hints_curve, seed 0): disks of radius '
-            '%d px (13 pixels, a small brush dot); _1px: single pixels; all %d TEST pictures '
-            'at %d px; _opencv_lines: the same with lines.extract_best(colors) as input'
+            'PSNR (dB) and hint error (mean |RGB diff| at hinted pixels, 0..255; '
+            '_colored: at hinted pixels that are colored and off the ink in the truth) vs '
+            'number of hints sampled from the truth (stage2.hints_curve, seed 0): disks of '
+            'radius %d px (13 pixels, a small brush dot); _1px: single pixels; all %d TEST '
+            'pictures at %d px; _opencv_lines: the same with lines.extract_best(colors) as '
+            'input; _bucket_fill: fill.py alone on white paper; _hybrid: this network '
+            'without hints with the bucket fill pasted over it (stage2.hybrid_method)'
             % (radius, len(test), size))))
     return curve, curve_cv
 
@@ -789,6 +811,8 @@ def main(argv=None):
     p.add_argument('--hints', type=int, default=0, help='gain: hints per picture')
     p.add_argument('--radius', type=int, default=CURVE_RADIUS,
                    help='hints-curve: radius of each hint disk in px (0 = one pixel)')
+    p.add_argument('--baselines', action='store_true',
+                   help='hints-curve: also the bucket fill and the network + fill hybrid')
     args = p.parse_args(argv)
     print('Device:', backend_mod.describe(), file=sys.stderr)
     if args.what == 'hints-curve':
@@ -801,6 +825,12 @@ def main(argv=None):
         print(format_curve(hints_curve(gen, test, radius=args.radius,
                                        lines=extract_best(np.asarray(test.colors))),
                            'OpenCV-extracted lines (lines.extract_best)'))
+        if args.baselines:
+            print(format_curve(hints_curve(fill_method, test, radius=args.radius),
+                               'baseline: bucket fill on white paper (fill.py)'))
+            print(format_curve(hints_curve(hybrid_method(gen), test, radius=args.radius),
+                               'baseline: %s without hints + the bucket fill pasted over it'
+                               % args.stage1))
     else:
         from .colorize import Colorizer
         test = training.load_split_resized('test', 512, limit=args.limit or 64)
