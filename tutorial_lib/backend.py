@@ -216,6 +216,10 @@ def _gpu_details(cupy):
 _CURRENT = None
 
 
+class DeviceError(RuntimeError):
+    """The requested device (a GPU) cannot be used; the message says why."""
+
+
 def resolve(prefer=None):
     """The backend for ``prefer`` ('auto', 'cpu' or 'gpu', default ``TUTORIAL_DEVICE``
     or 'auto'), without making it the current one (see :func:`select`)."""
@@ -227,7 +231,9 @@ def resolve(prefer=None):
     cupy, info = _probe_gpu()
     if cupy is None:
         if prefer == 'gpu':
-            raise RuntimeError('A GPU was requested but cannot be used: ' + info)
+            raise DeviceError('A GPU was requested but cannot be used: %s (asked for by '
+                              "device 'gpu' or TUTORIAL_DEVICE=gpu; 'cpu' or 'auto' run "
+                              'without one)' % info)
         return Backend('cpu', np, -1, info)
     _quiet_chainer_cuda()
     return Backend('gpu', cupy, 0, 'GPU found: %s' % info, _gpu_details(cupy))

@@ -47,7 +47,7 @@ from chainer.functions.connection import convolution_2d as _c2d
 from chainer.functions.connection import deconvolution_2d as _d2d
 from chainer.utils import conv as _conv
 
-from . import atomic, fastconv
+from . import atomic, cli, fastconv
 from .models import DIS, UNET
 
 MODES = {'stock': fastconv.stock, 'fast': fastconv.fast}
@@ -250,6 +250,7 @@ def workloads(quick):
     ]
 
 
+@cli.command
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--repeats', type=int, default=5,

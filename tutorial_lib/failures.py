@@ -37,6 +37,7 @@ import cv2
 import numpy as np
 
 from . import atomic
+from . import cli
 from . import metrics
 from . import stage2
 from . import training
@@ -531,6 +532,7 @@ def plain(x):
     return x
 
 
+@cli.command
 def main(argv=None):
     p = argparse.ArgumentParser(prog='python -m tutorial_lib.failures',
                                 description='Measure the failure cases of notebook 07.')

@@ -47,6 +47,7 @@ from . import compat  # noqa: F401
 import numpy as np
 
 from . import backend as backend_mod
+from . import cli
 
 TARGET_TRAIN_IMG_S = 300.0   # full-width 128 px training on an H100-class GPU (issue 8)
 TARGET_LATENCY_MS = 30.0     # stroke-to-result at 512 px, stage 1 + 2 (issue 8)
@@ -608,6 +609,7 @@ def run(plan, skip=(), command=''):
     return results
 
 
+@cli.command
 def main(argv=None):
     p = argparse.ArgumentParser(prog='python -m tutorial_lib.gpu_check',
                                 description=__doc__.split('\n\n')[0],

@@ -26,6 +26,8 @@ import sys
 import cv2
 import numpy as np
 
+from . import cli
+
 # Okabe-Ito colors (readable with color-vision deficiencies) for disagreement maps.
 MATCH_COLOR = (0, 0, 0)              # ink in both, within the tolerance
 EXTRA_COLOR = (230, 159, 0)          # orange: extracted ink with no human ink nearby
@@ -570,6 +572,7 @@ def _int_list(text):
     return [None if x.strip().lower() == 'none' else int(x) for x in text.split(',') if x.strip()]
 
 
+@cli.command
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog='python -m tutorial_lib.lines',

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+from . import cli
+
 
 def run(src, dst, timeout=1200, pattern='[0-9][0-9]_*.ipynb'):
     import nbformat
@@ -39,6 +41,7 @@ def run(src, dst, timeout=1200, pattern='[0-9][0-9]_*.ipynb'):
     return 0
 
 
+@cli.command
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('src', nargs='?', default='notebooks')

@@ -12,6 +12,7 @@ import os
 import sys
 import tempfile
 
+from . import cli
 from . import compat
 import numpy as np
 import chainer
@@ -108,6 +109,7 @@ def versions():
             'chainer': chainer.__version__, 'compat patches': ', '.join(compat.PATCHES) or 'none'}
 
 
+@cli.command
 def main():
     for key, value in versions().items():
         print('%-15s %s' % (key, value))

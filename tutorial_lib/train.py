@@ -17,8 +17,10 @@ import shlex
 import sys
 
 from . import compat  # noqa: F401
+from . import cli
 
 
+@cli.command
 def main(argv=None):
     from . import configs
     p = argparse.ArgumentParser(prog='python -m tutorial_lib.train', description=__doc__,
@@ -67,6 +69,13 @@ def main(argv=None):
         fastconv.enable_from_env()
     except ImportError:
         pass
+    if args.config not in configs.names():
+        raise ValueError('unknown config %r; known: %s (python -m tutorial_lib.train --list)'
+                         % (args.config, ', '.join(configs.names())))
+    if args.iterations is not None and args.iterations < 1:
+        raise ValueError('--iterations must be >= 1, got %d' % args.iterations)
+    if args.train_limit is not None and args.train_limit < 1:
+        raise ValueError('--train-limit must be >= 1, got %d' % args.train_limit)
     config = configs.get(args.config)
     changes = {k: v for k, v in dict(iterations=args.iterations, adv_weight=args.adv_weight,
                                       seed=args.seed, train_limit=args.train_limit,

@@ -1,0 +1,44 @@
+"""What every ``python -m tutorial_lib.<command>`` does with an expected error.
+
+A learner who types a wrong path, a picture that is too large or a damaged checkpoint gets
+one line on stderr (``error: ...``) and exit status 2, the status ``argparse`` uses for a
+bad command line, instead of a traceback. Bugs (anything else) still show their traceback.
+
+    @cli.command
+    def main(argv=None):
+        ...
+"""
+import functools
+import sys
+
+# errors that mean "the input is wrong", not "the code is wrong"
+EXPECTED = (ValueError, OSError)
+
+
+def message(exc):
+    """One line for an expected error: OSErrors as 'path: reason', newlines folded."""
+    if isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
+        text = '%s: %s' % (exc.filename, exc.strerror)
+        if exc.filename2 is not None:
+            text = '%s -> %s: %s' % (exc.filename, exc.filename2, exc.strerror)
+    else:
+        text = str(exc) or type(exc).__name__
+    return ' '.join(text.split())
+
+
+def _expected():
+    from . import backend
+    return EXPECTED + (backend.DeviceError,)
+
+
+def command(main):
+    """Wrap a command line's ``main(argv)``: expected errors -> one stderr line, status 2."""
+    @functools.wraps(main)
+    def wrapped(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except _expected() as exc:
+            sys.stdout.flush()
+            print('error: %s' % message(exc), file=sys.stderr)
+            return 2
+    return wrapped
