@@ -57,6 +57,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from . import atomic
+from . import cli
+from . import imageheader
 from .openmoji import CREDIT, SkipItem
 
 SPLITS = ('train', 'test')
@@ -65,6 +67,8 @@ DEFAULT_PACK_SIZES = (128,)
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.webp')
 ACCEPTED = 'PNG, JPEG or WebP pictures (8- or 16-bit; gray, RGB or RGBA)'
 LAZY_BYTES = 1 << 30   # above this, load_split decodes on access instead of up front
+MAX_PIXELS = 50_000_000  # read_image refuses larger pictures (from the header, before decoding)
+MAX_ASPECT = 16        # folder pictures more elongated than this are skipped (see fit_square)
 PACK_MAX_BYTES = 4 << 30
 FOLDER_SALT = 'let-there-be-color/folder-split/v1'
 
@@ -91,7 +95,13 @@ class LazyImages:
         path = self.folder / ('%s_%s.png' % (self.stems[i], self.kind))
         image = cv2.imread(str(path), cv2.IMREAD_COLOR if self.kind == 'color' else cv2.IMREAD_GRAYSCALE)
         if image is None:
-            raise OSError('cannot read %s; the cache is damaged: rerun `make data`' % path)
+            cache = self.folder.parent.parent
+            raise OSError(
+                'cannot read %s: the cache is damaged (a missing or truncated file). Repair '
+                'it with the command that built it, which redoes only damaged files: '
+                '`python -m tutorial_lib.data build --out %s` for the OpenMoji pairs, or '
+                '`python -m tutorial_lib.data folder SRC --out %s` for your own pictures'
+                % (path, cache, cache))
         return cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if self.kind == 'color' else image
 
     def __getitem__(self, idx):
@@ -158,17 +168,24 @@ class Pairs:
 
 # ---------------------------------------------------------------- reading pictures
 
-def read_image(path):
+def read_image(path, max_side=None, max_pixels=MAX_PIXELS):
     """Any PNG / JPEG / WebP file -> uint8 RGB (H,W,3) on white.
 
     Transparent pixels are composited on white, gray becomes RGB, 16-bit becomes 8-bit,
     JPEG EXIF orientation is applied. An empty, corrupt or undecodable file raises
-    ValueError naming the file and what is accepted.
+    ValueError naming the file and what is accepted. The size is read from the file's
+    header first: a picture with a side above ``max_side`` or more than ``max_pixels``
+    pixels is refused (ValueError) before it is decoded, in microseconds.
     """
     path = pathlib.Path(path)
-    data = path.read_bytes()  # a missing file raises FileNotFoundError, which says which
+    if path.is_dir():
+        raise ValueError('%s is a folder, not a picture; expected %s' % (path, ACCEPTED))
+    if not path.exists():
+        raise FileNotFoundError('no such file: %s' % path)
+    data = path.read_bytes()
     if not data:
         raise ValueError('%s is an empty file; expected %s' % (path, ACCEPTED))
+    imageheader.check_image_bytes(data, path, max_side, max_pixels, ACCEPTED)
     # JPEG has no alpha or 16 bit, and IMREAD_COLOR applies its EXIF rotation;
     # everything else is read unchanged so that alpha and 16 bit survive.
     flag = cv2.IMREAD_COLOR if data[:3] == b'\xff\xd8\xff' else cv2.IMREAD_UNCHANGED
@@ -229,6 +246,8 @@ def _check_size(size, allow_none=False):
 def image_files(folder):
     """Picture files under folder (recursive, sorted), skipping hidden files and folders."""
     folder = pathlib.Path(folder)
+    if not folder.exists():
+        raise FileNotFoundError('no such folder: %s' % folder)
     if not folder.is_dir():
         raise ValueError('%s is not a folder' % folder)
     return sorted(p for p in folder.rglob('*')
@@ -245,6 +264,12 @@ def _lines_version():
 def _folder_pair(path, size, line_options):
     from .lines import extract_lines  # lazy: lines.py is its own lesson
     color = read_image(path)
+    h, w = color.shape[:2]
+    if max(h, w) > MAX_ASPECT * min(h, w):
+        # the square crop would keep a sliver, and scaling the short side up first would
+        # ask for gigabytes (1x60000 px at 256: 256 x 15,360,000)
+        raise ValueError('%s is %dx%d px, more elongated than %d:1; a square crop of it '
+                         'would be a sliver' % (path, w, h, MAX_ASPECT))
     if size is not None:
         color = fit_square(color, size)
     return extract_lines(color, **line_options), color
@@ -309,11 +334,12 @@ def _write_json(path, obj):
 
 
 def _remove_stale_temps(folder):
-    """Temp files left by a killed build (ours are named .<file>.<random>.tmp)."""
-    stale = [p for p in pathlib.Path(folder).rglob('.*.tmp') if p.is_file()]
-    for p in stale:
+    """Temp files left by a killed build (atomic's names: .<file>.<random>.tmp<ext>, and
+    the hidden .<file>.tmp of older versions)."""
+    legacy = [p for p in pathlib.Path(folder).rglob('.*.tmp') if p.is_file()]
+    for p in legacy:
         p.unlink()
-    return len(stale)
+    return len(legacy) + atomic.remove_stale_temps(folder)
 
 
 # ---------------------------------------------------------------- the cache builder
@@ -322,9 +348,25 @@ def _png_path(out, size, stem, kind):
     return pathlib.Path(out) / 'png' / str(size) / ('%s_%s.png' % (stem, kind))
 
 
+PNG_END = b'\x00\x00\x00\x00IEND\xaeB`\x82'   # the last 12 bytes of every complete PNG
+
+
+def _png_complete(path):
+    """True for a PNG file that ends with its IEND chunk: a file truncated by a full disk or
+    an interrupted copy does not, and is redone instead of counted as already there."""
+    try:
+        with open(path, 'rb') as f:
+            if os.fstat(f.fileno()).st_size < 8 + 25 + 12:
+                return False
+            head = f.read(8)
+            f.seek(-12, os.SEEK_END)
+            return head == b'\x89PNG\r\n\x1a\n' and f.read(12) == PNG_END
+    except OSError:
+        return False
+
+
 def _pair_done(out, size, stem):
-    return all(_png_path(out, size, stem, k).is_file() and _png_path(out, size, stem, k).stat().st_size
-               for k in ('color', 'line'))
+    return all(_png_complete(_png_path(out, size, stem, k)) for k in ('color', 'line'))
 
 
 def _work(task):
@@ -341,8 +383,8 @@ def _work(task):
             pairs = {s: _folder_pair(src, s, line_options) for s in todo}
     except SkipItem as e:
         return stem, 'skipped', str(e)
-    except (ValueError, OSError) as e:  # user pictures only: unreadable file
-        return stem, 'skipped', str(e)
+    except (ValueError, OSError, MemoryError, cv2.error) as e:  # user pictures: unreadable
+        return stem, 'skipped', str(e).strip().splitlines()[-1] if str(e).strip() else repr(e)
     for size, (line, color) in pairs.items():
         _write_png(_png_path(out, size, stem, 'color'), color)
         _write_png(_png_path(out, size, stem, 'line'), line)  # written last: marks the pair done
@@ -380,6 +422,8 @@ def build_cache(out, kind, items, sizes, workers=None, pack_sizes=DEFAULT_PACK_S
     out = pathlib.Path(out)
     sizes = sorted({_check_size(s) for s in sizes})
     workers = max(1, workers or os.cpu_count() or 1)
+    if out.exists() and not out.is_dir():
+        raise ValueError('--out %s is a file; the cache needs a folder' % out)
     out.mkdir(parents=True, exist_ok=True)
     (out / 'COMPLETE').unlink(missing_ok=True)  # not complete until we say so again
     stale = _remove_stale_temps(out)
@@ -574,9 +618,19 @@ def build_folder(src, out, size=256, kernel_size=3, workers=None, test_percent=1
     Unreadable files are skipped and listed; `load_split(..., data_dir=out)` reads it.
     """
     src = pathlib.Path(src)
+    size = _check_size(size)
+    if not src.exists():
+        raise FileNotFoundError('no such folder: %s' % src)
+    out_abs, src_abs = pathlib.Path(out).resolve(), src.resolve()
+    if out_abs == src_abs or src_abs in out_abs.parents:
+        # the next run would take the cache's own PNGs for pictures (17 -> 51 pairs)
+        raise ValueError('--out %s is inside the picture folder %s: the cache would be read '
+                         'as pictures on the next run; choose an --out outside it'
+                         % (out, src))
     files = image_files(src)
     if not files:
-        raise ValueError('no pictures in %s; expected %s' % (src, ACCEPTED))
+        raise ValueError('no pictures in %s; expected %s files (%s)'
+                         % (src, ACCEPTED, ' '.join(IMAGE_EXTENSIONS)))
     items = []
     for path in files:
         rel = path.relative_to(src).as_posix()
@@ -608,6 +662,7 @@ def _print_summary(out, summary):
         print('  skipped:', name)
 
 
+@cli.command
 def main(argv=None):
     parser = argparse.ArgumentParser(prog='python -m tutorial_lib.data', description=__doc__.split('\n')[0])
     sub = parser.add_subparsers(dest='command', required=True)
