@@ -22,8 +22,10 @@ def col():
 def saved(tmp_path_factory):
     d = tmp_path_factory.mktemp('ckpt')
     for name, in_ch in (('s1', 4), ('s2', 4), ('plain', 1)):
+        # stage 2 is a residual refiner (meta residual: true); the Colorizer checks it
         models.save_weights(tiny(in_ch), str(d / name / 'gen.npz'),
-                            dict(in_ch=in_ch, width=1 / 16))
+                            dict(in_ch=in_ch, width=1 / 16,
+                                 **(dict(residual=True, stage=2) if name == 's2' else {})))
     return d
 
 
@@ -127,7 +129,7 @@ def test_from_checkpoints_by_path(saved):
     c = Colorizer.from_checkpoints(str(saved / 's1'), str(saved / 's2' / 'gen.npz'),
                                    device='cpu')
     assert c.stage1.in_ch == 4 and c.stage2.in_ch == 4
-    with pytest.raises(ValueError, match='stage 2 must take 4'):
+    with pytest.raises(ValueError, match='stage-1 U-Net .*not a stage 2'):
         Colorizer.from_checkpoints(str(saved / 's1'), str(saved / 'plain'), device='cpu')
     with pytest.raises(FileNotFoundError):
         Colorizer.from_checkpoints(str(saved / 'nope'), None, device='cpu')

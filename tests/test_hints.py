@@ -225,7 +225,7 @@ def test_load_rejects_non_rgba(tmp_path):
     cv2.imwrite(str(path), np.zeros((8, 8, 3), np.uint8))
     with pytest.raises(ValueError, match='RGBA'):
         H.load_hint_png(path)
-    with pytest.raises(ValueError, match='could not read'):
+    with pytest.raises(FileNotFoundError, match='no such hint file'):
         H.load_hint_png(tmp_path / 'missing.png')
     with pytest.raises(ValueError, match='RGBA'):
         H.from_rgba(np.zeros((8, 8, 3), np.uint8))

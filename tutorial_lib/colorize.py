@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 
 from . import backend as backend_mod
+from . import cli
 from . import hints as hints_mod
 from .models import DOWNSAMPLING, encode_colors, pad_to_multiple
 
@@ -75,7 +76,7 @@ def to_line_image(image, extract=False):
     """
     if isinstance(image, (str, os.PathLike)):
         from .data import read_image
-        rgb = read_image(image)
+        rgb = read_image(image, max_side=MAX_SIDE)   # refused from the header, not decoded
     else:
         a = np.asarray(image)
         if a.dtype == object or a.ndim not in (2, 3):
@@ -114,7 +115,7 @@ def hint_image(hints, source_size, size):
     if hints is None:
         return np.zeros((h, w, 3), np.uint8), np.zeros((h, w), bool)
     if isinstance(hints, (str, os.PathLike)):
-        hints = hints_mod.load_hint_png(hints)
+        hints = hints_mod.load_hint_png(hints, max_side=MAX_SIDE)
     if isinstance(hints, hints_mod.Stroke):
         hints = [hints]
     if isinstance(hints, list) and all(isinstance(s, hints_mod.Stroke) for s in hints):
@@ -126,6 +127,7 @@ def hint_image(hints, source_size, size):
             raise ValueError('a hint image must be RGBA uint8 (H,W,4) with alpha marking the '
                              'hints, got %s %s' % (hints.dtype, hints.shape))
         rgb, mask = hints_mod.from_rgba(hints)
+        hints_mod.check_not_opaque(mask, 'the RGBA hint image')
     else:
         raise ValueError('hints must be None, a list of hints.Stroke, an RGBA uint8 array, a '
                          '(hint_rgb, mask) pair or an RGBA PNG path; got %r'
@@ -152,9 +154,10 @@ class Colorizer:
                  stage2_side=STAGE2_SIDE):
         from . import stage2 as stage2_mod
         self.backend = backend_mod.resolve(device) if device else backend_mod.current()
-        self.stage1 = stage1 if hasattr(stage1, 'in_ch') else stage2_mod.load_unet(stage1)
-        self.stage2 = None if stage2 is None else (
-            stage2 if hasattr(stage2, 'in_ch') else stage2_mod.load_unet(stage2))
+        # a checkpoint must be of its stage's kind: a stage 2 as stage 1 colors nothing
+        # (all black), a stage 1 as stage 2 ignores the colors it refines (see check_stage)
+        self.stage1 = stage2_mod.load_stage(stage1, 1, self.backend)
+        self.stage2 = None if stage2 is None else stage2_mod.load_stage(stage2, 2, self.backend)
         for m in (self.stage1, self.stage2):
             if m is not None:
                 m.to_device(self.backend.chainer_device)
@@ -241,15 +244,50 @@ class Colorizer:
         return np.ascontiguousarray(out)
 
 
+OUTPUT_FORMATS = {'.png': [], '.jpg': [cv2.IMWRITE_JPEG_QUALITY, 95],
+                  '.jpeg': [cv2.IMWRITE_JPEG_QUALITY, 95], '.webp': [cv2.IMWRITE_WEBP_QUALITY, 95]}
+
+
 def write_png(path, rgb):
-    """Write an RGB uint8 picture as PNG atomically."""
+    """Write an RGB uint8 picture atomically, in the format its extension names (PNG,
+    JPEG or WebP; the name is historical: ``x.jpg`` gets JPEG bytes, not PNG)."""
     from . import atomic
-    ok, data = cv2.imencode('.png', np.ascontiguousarray(rgb[..., ::-1]))
+    ext = check_output_path(path)
+    ok, data = cv2.imencode(ext, np.ascontiguousarray(rgb[..., ::-1]), OUTPUT_FORMATS[ext])
     if not ok:
-        raise ValueError('could not encode the picture as PNG')
+        raise ValueError('could not encode the picture as %s' % ext)
     atomic.write_bytes(path, data.tobytes())
 
 
+def check_output_path(out, inputs=()):
+    """The lowercase extension of a writable output path, or ValueError before any work:
+    an unknown extension, a folder, the path of an input (the sketch would be lost), a
+    folder that cannot be written to."""
+    out = os.fspath(out)
+    if os.path.isdir(out):
+        raise ValueError('the output %s is a folder; give a file name such as %s'
+                         % (out, os.path.join(out, 'colored.png')))
+    ext = os.path.splitext(out)[1].lower()
+    if ext not in OUTPUT_FORMATS:
+        raise ValueError('cannot write %s: the output must end in %s' % (
+            out, ', '.join(OUTPUT_FORMATS)))
+    for path in inputs:
+        if path is not None and os.path.exists(path) and os.path.exists(out) \
+                and os.path.samefile(path, out):
+            raise ValueError('the output %s is the input %s: it would be overwritten; '
+                             'choose another -o' % (out, path))
+    folder = os.path.dirname(os.path.abspath(out))
+    existing = folder
+    while not os.path.isdir(existing):          # the folder is made when missing
+        if os.path.exists(existing):
+            raise ValueError('cannot write %s: %s is a file, not a folder' % (out, existing))
+        existing = os.path.dirname(existing)
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError('cannot write %s: no permission to write in %s' % (out, existing))
+    return ext
+
+
+@cli.command
 def main(argv=None):
     p = argparse.ArgumentParser(
         prog='python -m tutorial_lib.colorize',
@@ -258,7 +296,8 @@ def main(argv=None):
     p.add_argument('sketch', help='the line drawing (or, with --extract, a colored picture)')
     p.add_argument('--hints', help='RGBA PNG of hints (alpha = hint), any size: stretched '
                                    'over the sketch')
-    p.add_argument('-o', '--out', help='output PNG (default: <sketch>_colored.png)')
+    p.add_argument('-o', '--out', help='output PNG, JPEG or WebP, by its extension '
+                                       '(default: <sketch>_colored.png)')
     p.add_argument('--no-stage2', action='store_true', help='stage 1 only (upsampled)')
     p.add_argument('--stage1', default=DEFAULT_STAGE1,
                    help='stage-1 checkpoint name or path (default %(default)s)')
@@ -269,16 +308,20 @@ def main(argv=None):
     p.add_argument('--device', choices=['cpu', 'gpu', 'auto'], default=None)
     args = p.parse_args(argv)
     out = args.out or os.path.splitext(args.sketch)[0] + '_colored.png'
+    # everything that can be checked is checked before the networks load and run
+    check_output_path(out, (args.sketch, args.hints))
+    line = to_line_image(args.sketch, args.extract)
+    hint_input = None
+    if args.hints:
+        hint_input = hints_mod.load_hint_png(args.hints, max_side=MAX_SIDE)
+    col = Colorizer.from_checkpoints(args.stage1, None if args.no_stage2 else args.stage2,
+                                     device=args.device)
+    print('Device:', backend_mod.describe())
+    rgb = col.colorize(line, hints=hint_input, stage2=not args.no_stage2)
     try:
-        col = Colorizer.from_checkpoints(args.stage1, None if args.no_stage2 else args.stage2,
-                                         device=args.device)
-        print('Device:', backend_mod.describe())
-        rgb = col.colorize(args.sketch, hints=args.hints, stage2=not args.no_stage2,
-                           extract=args.extract)
         write_png(out, rgb)
-    except (ValueError, FileNotFoundError) as e:
-        print('error: %s' % e, file=sys.stderr)
-        return 2
+    except OSError as e:     # e.g. the disk filled up: name the output, not the temp file
+        raise OSError(e.errno, e.strerror, out) from None
     print('Wrote %s (%dx%d, %.0f ms)' % (out, rgb.shape[1], rgb.shape[0], col.last_ms))
     return 0
 

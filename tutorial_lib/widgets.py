@@ -48,15 +48,36 @@ def canvas_to_image(x, y, canvas_size, image_size):
     clipped to the image because the right/bottom edge itself (x = cw) is still "on" it.
     ``canvas_size`` and ``image_size`` are (height, width).
     """
-    (ch, cw), (h, w) = canvas_size, image_size
+    (ch, cw), (h, w) = _sizes(canvas_size, image_size)
+    try:
+        finite = np.isfinite(float(x)) and np.isfinite(float(y))
+    except (TypeError, ValueError):
+        finite = False
+    if not finite:
+        raise ValueError('canvas point (%r, %r) is not a pair of finite numbers' % (x, y))
     col = int(np.floor(x * w / cw))
     row = int(np.floor(y * h / ch))
     return min(max(col, 0), w - 1), min(max(row, 0), h - 1)
 
 
+def _sizes(canvas_size, image_size):
+    """Both (height, width) pairs checked: finite and > 0 (a canvas not laid out yet has 0)."""
+    out = []
+    for name, size in (('canvas_size', canvas_size), ('image_size', image_size)):
+        try:
+            h, w = (float(v) for v in size)
+        except (TypeError, ValueError):
+            raise ValueError('%s must be (height, width), got %r' % (name, size)) from None
+        if not (np.isfinite(h) and np.isfinite(w) and h > 0 and w > 0):
+            raise ValueError('%s must be (height, width) with finite sizes > 0, got %r'
+                             % (name, size))
+        out.append((h, w) if name == 'canvas_size' else (int(h), int(w)))
+    return out
+
+
 def image_to_canvas(col, row, canvas_size, image_size):
     """The canvas point at the center of image pixel (col, row): canvas_to_image's inverse."""
-    (ch, cw), (h, w) = canvas_size, image_size
+    (ch, cw), (h, w) = _sizes(canvas_size, image_size)
     return (col + 0.5) * cw / w, (row + 0.5) * ch / h
 
 
@@ -263,6 +284,7 @@ class HintCanvas:
             rgb, mask = hints_mod.load_hint_png(hint_png)
         else:
             rgb, mask = hints_mod.from_rgba(hint_png)
+            hints_mod.check_not_opaque(mask, 'the RGBA hint image')
         self._base = hints_mod.resize_hints(rgb, mask, self.hint_size)
         self.strokes, self.redo_stack = [], []
         self._changed()
@@ -432,9 +454,9 @@ class HintCanvas:
             with open(path, 'wb') as f:
                 f.write(bytes(item['content']))
             try:
-                self.load_image(path)
-            except ValueError as exc:
-                self._say('error: %s' % exc)
+                self.load_image(path)      # too large: refused from the header, not decoded
+            except (ValueError, OSError) as exc:
+                self._say('error: %s' % str(exc).replace(path, item['name']))
 
     def _log(self, shown=False):
         if not self.log_dir:
