@@ -27,3 +27,18 @@ def test_has_quick_parameters_cell(path):
     tagged = [c for c in code if 'parameters' in c.get('metadata', {}).get('tags', [])]
     assert tagged, '%s: no cell tagged "parameters"' % path.name
     assert "os.environ.get('QUICK'" in ''.join(tagged[0]['source'])
+
+
+# notebooks whose key claim a QUICK run proves with a cell tagged "check" (asserts on the
+# numbers the notebook measured, not only "it ran")
+CHECKED = ['00_setup.ipynb', '01_line_extraction.ipynb', '02_unet_l2.ipynb',
+           '03_adversarial.ipynb', '07_failure_cases.ipynb']
+
+
+@pytest.mark.parametrize('name', CHECKED)
+def test_key_claim_has_a_check_cell(name):
+    nb = json.loads((NOTEBOOKS[0].parent / name).read_text())
+    checks = [''.join(c['source']) for c in nb['cells'] if c['cell_type'] == 'code'
+              and 'check' in c.get('metadata', {}).get('tags', [])]
+    assert checks, '%s: no cell tagged "check"' % name
+    assert all('assert ' in src for src in checks), name
