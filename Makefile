@@ -15,13 +15,14 @@ INSTALLED  := $(VENV)/.installed
 DATA_DIR   ?= data/openmoji
 DATA_STAMP := $(DATA_DIR)/COMPLETE
 
-.PHONY: setup lab test tutorial data bench gpu-check clean help
+.PHONY: setup lab test tutorial data sketches bench gpu-check clean help
 
 help:
 	@echo "make lab       set up (venv, packages, data) and open JupyterLab on notebooks/"
 	@echo "make test      set up, then run the whole test suite (notebooks in QUICK mode)"
 	@echo "make setup     set up only (idempotent: a second run does nothing)"
 	@echo "make data      build the OpenMoji line/color pairs (python -m tutorial_lib.data build)"
+	@echo "make sketches  held-out real sketches from Debian's openclipart-svg (needs apt-get; optional)"
 	@echo "make tutorial  execute every notebook headless in QUICK mode into build/"
 	@echo "make bench     CPU speed benchmark (stock Chainer vs tutorial_lib's fast path)"
 	@echo "make gpu-check on a CUDA GPU: gpu tests, training and latency -> build/gpu-report.md"
@@ -41,6 +42,13 @@ $(DATA_STAMP): | $(INSTALLED)
 	$(PY) -m tutorial_lib.data build --out $(DATA_DIR)
 
 data: $(DATA_STAMP)
+
+# Held-out real sketches (python -m tutorial_lib.sketches build): apt-get download + dpkg -x
+# of openclipart-svg, a few minutes. Optional: setup and test never need it (without apt it
+# prints why and skips; the notebooks then use data/samples/real_sketches).
+SKETCH_DIR ?= data/sketches
+sketches: $(INSTALLED)
+	$(PY) -m tutorial_lib.sketches build --out $(SKETCH_DIR)
 
 lab: setup
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
