@@ -97,6 +97,14 @@ def _grow(fill, filled, margin, grow):
     return fill, filled
 
 
+def region_picture(labels, seed=0):
+    """Regions in random light colors, the barrier black: to look at what the fill sees."""
+    rng = np.random.RandomState(seed)
+    lut = rng.randint(110, 256, (labels.max() + 1, 3)).astype(np.uint8)
+    lut[0] = 0
+    return lut[labels]
+
+
 def paint(line, fill, filled, background=None):
     """The fill on ``background`` (default white paper; e.g. a network's output for the
     hybrid), the line art multiplied on top -> uint8 RGB (H,W,3)."""

@@ -215,6 +215,8 @@ class ReconstructionUpdater(training.updaters.StandardUpdater):
     :func:`line_style_updater_cls`) restyles each batch's line art; None = as drawn.
     """
     line_styles = None
+    # (rank, processes) under MPI (distributed.py): this process's share of each step
+    shard = (0, 1)
 
     def __init__(self, iterator, gen, opt_gen, rec_loss='l2', seed=0, flip=True,
                  backend=None, input_fn=None):
@@ -236,14 +238,27 @@ class ReconstructionUpdater(training.updaters.StandardUpdater):
         # a generator per (seed, iteration): the same flips (and hints) after a resume
         rng = np.random.RandomState([self.seed, self.iteration])
         if self.flip:
-            mirror = rng.rand(len(batch)) < 0.5
+            # under MPI: the flips of the whole step's batch, this process's slice of them
+            rank, n = self.shard
+            mirror = rng.rand(len(batch) * n)[rank * len(batch):(rank + 1) * len(batch)] < 0.5
             lines[mirror] = lines[mirror, :, ::-1]
             colors[mirror] = colors[mirror, :, ::-1]
+        rng = self.process_rng(rng)
         if self.line_styles is not None:
             lines, colors = augment.restyle(lines, colors, rng, self.line_styles)
         x = encode_lines(lines) if self.input_fn is None else self.input_fn(lines, colors, rng)
         xp = self.backend.xp
         return xp.asarray(x), xp.asarray(encode_colors(colors))
+
+    def process_rng(self, rng=None):
+        """The generator of this step's random choices: ``rng`` (seeded with (seed,
+        iteration)) in one process; under MPI one seeded with (seed, iteration, rank),
+        so the processes draw different hints, line styles and crops."""
+        rank, n = self.shard
+        if n == 1:
+            return rng if rng is not None else np.random.RandomState([self.seed,
+                                                                       self.iteration])
+        return np.random.RandomState([self.seed, self.iteration, rank])
 
     def update_core(self):
         x, t = self.next_batch()
@@ -560,7 +575,7 @@ class Run:
 
 def build_trainer(config, out, train_pairs=None, preview_pairs=None, resume=True,
                   device=None, progress=True, command=None, input_fn=None,
-                  updater_cls=None, gen_fn=None):
+                  updater_cls=None, gen_fn=None, comm=None):
     """A ready-to-run Chainer Trainer writing into the run folder ``out``.
 
     ``config``: a TrainConfig or a name from configs.py. ``train_pairs`` /
@@ -570,6 +585,9 @@ def build_trainer(config, out, train_pairs=None, preview_pairs=None, resume=True
     ``updater_cls``: a :class:`ReconstructionUpdater` subclass (same constructor) for
     runs without the Ad-boss that assemble their batches differently (stage 2);
     ``gen_fn``: see :func:`build_models`.
+    ``comm``: a ChainerMN communicator (:func:`distributed.init`) to train data-parallel
+    in several processes: ``config.batch_size`` is then the batch of each process, and
+    only rank 0 writes into ``out`` (docs/distributed.md).
     """
     if isinstance(config, str):
         config = configs_mod.get(config)
@@ -580,18 +598,26 @@ def build_trainer(config, out, train_pairs=None, preview_pairs=None, resume=True
     if os.path.exists(out) and not os.path.isdir(out):
         raise ValueError('the run folder %s is a file; give --out a folder' % out)
     b = backend_mod.resolve(device) if device else backend_mod.current()
-    os.makedirs(out, exist_ok=True)
-    # temp files left by a process killed while writing (a snapshot, gen.npz, a preview)
-    atomic.remove_stale_temps(out)
-    snapshot = latest_snapshot(out) if resume else None
-    if not resume:
-        for _, old in list_snapshots(out):
-            os.remove(old)
-    _write_config(config, out, b, command, resuming=snapshot is not None)
+    from . import distributed
+    root, n_proc = distributed.is_root(comm), distributed.size(comm)
+    snapshot = None
+    if root:   # under MPI only rank 0 touches the run folder
+        os.makedirs(out, exist_ok=True)
+        # temp files left by a process killed while writing (a snapshot, gen.npz, a preview)
+        atomic.remove_stale_temps(out)
+        snapshot = latest_snapshot(out) if resume else None
+        if not resume:
+            for _, old in list_snapshots(out):
+                os.remove(old)
+        _write_config(config, out, b, command, resuming=snapshot is not None,
+                      processes=n_proc)
+    snapshot_file = distributed.share_snapshot(comm, snapshot)  # rank 0's, for every rank
 
     if train_pairs is None:
+        distributed.check_same_data(comm, config)
         train_pairs = load_pairs(config, 'train')
-    if preview_pairs is None:
+    distributed.check_same_data(comm, config, train_pairs)
+    if preview_pairs is None and root:
         preview_pairs = load_pairs(config, 'test')
     if len(train_pairs.lines) < 1:
         raise ValueError('no training pictures for config %s (data=%s, train_limit=%s): '
@@ -599,17 +625,33 @@ def build_trainer(config, out, train_pairs=None, preview_pairs=None, resume=True
                          % (config.name, config.data, config.train_limit))
 
     gen, dis = build_models(config, b, gen_fn)
-    it = make_iterator(train_pairs, config.batch_size, config.seed)
-    opt_g = _adam(config.alpha_g, config.beta1, config.weight_decay, gen)
+    # under MPI: the order of a one-process run with n_proc x the batch, sliced by rank
+    it = make_iterator(train_pairs, config.batch_size * n_proc, config.seed)
+    if comm is not None:
+        it = distributed.ShardIterator(it, comm.rank, n_proc)
+    opt_g = distributed.multi_node_optimizer(
+        _adam(config.alpha_g, config.beta1, config.weight_decay, gen), comm)
+    opt_d = None
     if dis is None:
         updater = (updater_cls or ReconstructionUpdater)(
             it, gen, opt_g, config.rec_loss, config.seed, config.flip, b, input_fn)
     else:
-        opt_d = _adam(config.alpha_d, config.beta1, config.weight_decay, dis)
+        opt_d = distributed.multi_node_optimizer(
+            _adam(config.alpha_d, config.beta1, config.weight_decay, dis), comm)
         updater = AdversarialUpdater(it, gen, dis, opt_g, opt_d, config.adv_weight,
                                      config.rec_loss, config.seed, config.flip, b, input_fn)
     stop = config.iterations
     trainer = training.Trainer(updater, (stop, 'iteration'), out=out)
+    if comm is not None:
+        updater.shard = (comm.rank, n_proc)
+        trainer.extend(distributed.AverageObservations(comm))
+        trainer.extend(distributed.AverageStatistics(
+            comm, (gen, dis), (config.snapshot_interval, config.preview_interval), stop))
+    if not root:   # the other ranks compute; rank 0 logs, previews and saves
+        if snapshot_file is not None:
+            chainer.serializers.load_npz(snapshot_file, trainer)
+        distributed.start(comm, (opt_g, opt_d))
+        return Run(trainer, gen, dis, config, out, snapshot)
     trainer.extend(extensions.LogReport(trigger=(config.log_interval, 'iteration')))
     trainer.extend(LossPlot(config.preview_interval, stop), name='LossPlot')
     trainer.extend(Preview(gen, preview_pairs, config.preview_interval, stop),
@@ -625,6 +667,7 @@ def build_trainer(config, out, train_pairs=None, preview_pairs=None, resume=True
             out, os.path.basename(snapshot), updater.iteration, stop), file=sys.stderr)
     elif updater.iteration == 0:
         save_preview(gen, preview_pairs, os.path.join(out, 'previews', 'iter_000000.png'))
+    distributed.start(comm, (opt_g, opt_d))
     return Run(trainer, gen, dis, config, out, snapshot)
 
 
@@ -649,7 +692,7 @@ class FinalWeights(training.Extension):
                              dict(meta, image_size=self.config.size))
 
 
-def _write_config(config, out, b, command, resuming):
+def _write_config(config, out, b, command, resuming, processes=1):
     path = os.path.join(out, 'config.json')
     env = {k: os.environ[k] for k in ('OPENBLAS_NUM_THREADS', 'OMP_NUM_THREADS',
                                       'MKL_NUM_THREADS', 'TUTORIAL_FASTCONV',
@@ -657,6 +700,8 @@ def _write_config(config, out, b, command, resuming):
     info = dict(config=config.to_dict(), device=b.name, env=env,
                 command=command or ' '.join(sys.argv), started=time.strftime(
                     '%Y-%m-%dT%H:%M:%SZ', time.gmtime()))
+    if processes > 1:   # data-parallel (distributed.py): batch_size is per process
+        info.update(processes=processes, effective_batch=processes * config.batch_size)
     if resuming and os.path.exists(path):
         with open(path) as f:
             old = json.load(f)
@@ -676,7 +721,7 @@ def _write_config(config, out, b, command, resuming):
 
 def train(config, out=None, iterations=None, device=None, resume=True, progress=True,
           train_pairs=None, preview_pairs=None, command=None, input_fn=None,
-          updater_cls=None, gen_fn=None):
+          updater_cls=None, gen_fn=None, comm=None):
     """Train (or continue training) and return the :class:`Run` when done.
 
     ``out`` defaults to ``runs/<config name>`` in the repository.
@@ -689,9 +734,12 @@ def train(config, out=None, iterations=None, device=None, resume=True, progress=
         from . import REPO_ROOT
         out = str(REPO_ROOT / 'runs' / config.name)
     run = build_trainer(config, out, train_pairs, preview_pairs, resume, device, progress,
-                        command, input_fn, updater_cls, gen_fn)
+                        command, input_fn, updater_cls, gen_fn, comm)
     if run.iteration < config.iterations:
         run.trainer.run()
+    if comm is not None:   # the allreduced steps keep every rank's weights the same
+        from . import distributed
+        distributed.check_in_sync(comm, (run.gen, run.dis))
     return run
 
 
@@ -977,7 +1025,10 @@ def load_gen_from_snapshot(path, config=None):
     """The U-Net inside a trainer snapshot (snapshot_iter_N.npz) of a run folder."""
     if config is None:
         with open(os.path.join(os.path.dirname(path), 'config.json')) as f:
-            config = configs_mod.TrainConfig.from_dict(json.load(f)['config'])
-    gen = UNET(in_ch=config.in_ch, width=config.width)
+            config = configs_mod.HintTrainConfig.from_dict(json.load(f)['config'])
+    if getattr(config, 'model', 'blog') == 'fill':
+        gen = HintFillUNET(width=config.width)
+    else:
+        gen = UNET(in_ch=config.in_ch, width=config.width)
     chainer.serializers.load_npz(path, gen, path='updater/model:gen/')
     return gen
