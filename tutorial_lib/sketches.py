@@ -719,7 +719,7 @@ def _hinted_colors(stage1, stage2, lines, colors, n, seed):
 
 
 def measure(stage1=None, stage2=None, hint_counts=(0, 10), size=128, limit=None, seed=0,
-            source='auto', data_dir=None, outputs=False):
+            source='auto', data_dir=None, outputs=False, label=None):
     """The real-sketch numbers as a dict (see the module docstring).
 
     ``stage1``: a U-Net or a checkpoint name/path (default: the Colorizer's stage 1);
@@ -728,12 +728,14 @@ def measure(stage1=None, stage2=None, hint_counts=(0, 10), size=128, limit=None,
     of radius ``stage2.CURVE_RADIUS`` at 128 px, colored from the truth
     (:func:`stage2.truth_hints`, seed ``seed``). ``outputs=True`` also returns the pictures
     (keys pairs, drawings, outputs, hints, drawing_outputs) for :func:`contact_sheet`.
+    ``label``: how to name a stage 1 given as a network in the report.
     """
     from . import metrics
     from . import stage2 as stage2_mod
     from .colorize import DEFAULT_STAGE1
     stage1 = stage1 if stage1 is not None else DEFAULT_STAGE1
-    name1 = stage1 if isinstance(stage1, (str, os.PathLike)) else type(stage1).__name__
+    name1 = label or (stage1 if isinstance(stage1, (str, os.PathLike)) else
+                      'a %s of width %g' % (type(stage1).__name__, stage1.width))
     name2 = stage2 if stage2 is None or isinstance(stage2, (str, os.PathLike)) \
         else type(stage2).__name__
     gen1 = stage2_mod.load_unet(stage1) if isinstance(stage1, (str, os.PathLike)) else stage1
