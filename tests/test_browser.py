@@ -2,8 +2,9 @@
 playwright, all cells run, a stroke painted with real mouse events on the hint canvas.
 
 Checks that (a) Python received the stroke at the image pixels under the pointer (the
-canvas writes what it received to $TUTORIAL_CANVAS_LOG/<name>.json) and (b) the result
-shown in the page changed. Leaves a screenshot in build/browser_06_canvas.png.
+canvas writes what it received to $TUTORIAL_CANVAS_LOG/<name>.json), (b) the result
+shown in the page changed, and (c) the hint model obeyed: most of the closed region the
+stroke was painted in took a color near the stroke's. Leaves a screenshot in build/browser_06_canvas.png.
 
 Needs Debian's ``chromium`` and the Python package ``playwright`` (.ci/run installs both;
 never ``playwright install``, which downloads a browser). Without them the test is skipped,
@@ -34,6 +35,7 @@ FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-ne
 NOTEBOOK = '06_interactive_canvas.ipynb'
 SCREENSHOT = REPO_ROOT / 'build' / 'browser_06_canvas.png'
 GREEN = '#3cb043'                      # a palette square the test clicks
+SAMPLE = REPO_ROOT / 'data' / 'samples' / 'sketches' / '1F4F2_256x192.png'   # notebook 06's
 
 
 def missing():
@@ -169,6 +171,26 @@ def decode_png(data):
     return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
 
 
+def region_share_near(result_bgr, stroke, max_distance=25):
+    """Share of the pixels of the closed region under the stroke (fill.regions of the
+    sample's line art, at its own size) whose color in the result is within
+    ``max_distance`` (CIE Lab) of the stroke's color."""
+    from tutorial_lib import fill
+    line = cv2.imread(str(SAMPLE), cv2.IMREAD_GRAYSCALE)
+    labels, _ = fill.regions(line)
+    hit = {int(labels[int(y), int(x)]) for x, y in stroke['points']}
+    assert len(hit) == 1 and 0 not in hit, 'the stroke is not inside one closed region: %s' % hit
+    region = labels == hit.pop()
+    h, w = line.shape
+    shown = cv2.resize(result_bgr.astype(np.uint8), (w, h), interpolation=cv2.INTER_AREA)
+
+    def lab(bgr):
+        return cv2.cvtColor(bgr.astype(np.float32) / 255, cv2.COLOR_BGR2Lab)
+    target = lab(np.array([[stroke['color'][::-1]]], np.float32))[0, 0]
+    distance = np.linalg.norm(lab(shown)[region] - target, axis=1)
+    return float((distance <= max_distance).mean())
+
+
 def test_paint_a_stroke_in_notebook_06(lab):
     from playwright.sync_api import sync_playwright
     url, log = lab
@@ -203,7 +225,9 @@ def test_paint_a_stroke_in_notebook_06(lab):
             box = draw.bounding_box()
             assert abs(box['width'] - 384) < 1, box     # the pinned layout holds
             y = int(box['y'] + 0.55 * box['height'])
-            xs = [int(box['x'] + f * box['width']) for f in (0.45, 0.52, 0.6, 0.68)]
+            # inside the phone's screen, a closed region of the sample (x 131-194, y 40-148
+            # of 256 x 192 px): the stroke should color that region, up to its outline
+            xs = [int(box['x'] + f * box['width']) for f in (0.57, 0.62, 0.67, 0.71)]
             hit = page.evaluate('([x, y]) => document.elementFromPoint(x, y) === '
                                 'document.querySelector(".hint-canvas-draw")', [xs[0], y])
             page.mouse.move(xs[0], y)
@@ -238,6 +262,9 @@ def test_paint_a_stroke_in_notebook_06(lab):
 
             wait_for(lambda: np.abs(canvas_pixels() - wanted).max() <= 2, 30,
                      'the result canvas to hold the new picture')
+            share = region_share_near(wanted, stroke)
+            assert share >= 0.6, ('only %.0f%% of the stroked region took a color near the '
+                                  'stroke (CIE Lab distance <= 25)' % (100 * share))
             shot_after = decode_png(result.screenshot()).astype(int)
             h = min(len(shot_after), len(shot_before))  # a fractional top edge: 288 or 289 rows
             assert (np.abs(shot_after[:h] - shot_before[:h]).max(axis=2) > 0).sum() > 0

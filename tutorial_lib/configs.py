@@ -197,7 +197,7 @@ CONFIGS.update({
         'classroom_hints', 'hint U-Net beyond the blog: hint mask + bucket-fill input + '
         'gate, informative hints, restyled lines, warm start from classroom_l2', in_ch=4,
         model='fill', hint_recipe='informative', line_styles=True, init_from='classroom_l2',
-        **dict(_CLASSROOM, iterations=6000, snapshot_interval=100, preview_interval=250)),
+        **dict(_CLASSROOM, iterations=4500, snapshot_interval=100, preview_interval=250)),
     'classroom_adv_hints': HintTrainConfig(
         'classroom_adv_hints', 'U-Net + L2 + a balanced Ad-boss, with color hints '
         '(notebook 07: does the Ad-boss make hints act far away?)', in_ch=4,

@@ -101,8 +101,7 @@ def make_plan(device='gpu', tiny=False, iterations=None, data='auto'):
     train = [
         TrainCase('classroom, L2', g('classroom_l2'), 300, 10, 'rec'),
         TrainCase('classroom, Ad-boss', g('classroom_adv'), 100, 5, 'adv'),
-        TrainCase('classroom, hints (4 channels)', g('classroom_hints').replace(init_from=None),
-                  100, 5, 'hints'),
+        TrainCase('classroom, hints (4 channels)', g('classroom_hints_blog'), 100, 5, 'hints'),
         TrainCase('classroom, stage 2 (512 px, 256 px crops)', g('classroom_stage2'), 50, 3,
                   'stage2'),
         TrainCase('full width, L2 (blog_l2)', g('blog_l2'), 300, 10, 'rec', headline=True),

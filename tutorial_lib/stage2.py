@@ -6,8 +6,9 @@ Notebooks 04 and 05 call this module. Its parts:
 accept: for every batch it invents hints from the true colors with
 :func:`hints.simulate_batch` (some pictures without any, the rest with a few or many
 dots; the config names a recipe from :data:`hints.RECIPES`) and stacks them next to the
-line, so ``UNET(in_ch=4)``
-trains through the same Trainer as the line-only U-Net (config ``classroom_hints``).
+line, so the blog's ``UNET(in_ch=4)`` (config ``classroom_hints_blog``) and the
+fill-reading :class:`hint_unet.HintFillUNET` (config ``classroom_hints``) train through
+the same Trainer as the line-only U-Net.
 
 **Stage 2.** A second U-Net (config ``classroom_stage2``, :class:`configs.Stage2Config`)
 reads the 512 px line plus the stage-1 colors, computed at 128 px and upsampled to 512 px
@@ -255,7 +256,7 @@ class Stage2Updater(training.ReconstructionUpdater):
 
     def next_batch(self):
         batch = self.get_iterator('main').next()
-        rng = np.random.RandomState([self.seed, self.iteration])
+        rng = self.process_rng()    # (seed, iteration), and the rank under MPI
         x, t, _ = assemble_stage2([b[0] for b in batch], [b[1][0] for b in batch],
                                   [b[1][1] for b in batch], rng, self.crop, self.p_truth,
                                   self.flip)
@@ -606,6 +607,17 @@ def hints_curve(gen, pairs, counts=HINT_COUNTS, seed=0, radius=0, lines=None,
                          hint_error_colored=hint_error(out, rgb, mask & colored),
                          n=int(len(colors))))
     return rows
+
+
+def hint_landing(lines, colors, masks, ink=128, paper=PAPER_LEVEL):
+    """Where hinted pixels land: shares on ink, on paper and on colored pixels off the ink
+    -> dict(ink=, paper=, colored=, pixels=)."""
+    m = np.asarray(masks, bool)
+    on_ink = m & (np.asarray(lines) < ink)
+    on_paper = m & ~on_ink & (np.asarray(colors) >= paper).all(axis=-1)
+    n = max(int(m.sum()), 1)
+    return dict(ink=on_ink.sum() / n, paper=on_paper.sum() / n,
+                colored=(m & ~on_ink & ~on_paper).sum() / n, pixels=int(m.sum()))
 
 
 def colored_off_ink(lines, colors, ink=128, paper=PAPER_LEVEL):
