@@ -54,7 +54,7 @@ TITLES = {
     'domain': '6. Domain gap: human vs OpenCV-extracted lines',
 }
 ADV_MODELS = ('classroom_l2', 'classroom_adv', 'classroom_adv_harsh')
-HINT_MODELS = {'L2 + hints': 'classroom_hints', 'GAN + hints': 'classroom_adv_hints'}
+HINT_MODELS = {'L2 + hints': 'classroom_hints_blog', 'GAN + hints': 'classroom_adv_hints'}
 DOMAIN_MODELS = {'human lines': 'classroom_l2', 'extracted lines': 'classroom_l2_extracted'}
 THICKNESS_STEPS = (-2, -1, 0, 1, 2)
 DENSE_COUNTS = (0, 10, 50, 100, 200, 400, 800)   # beyond ideepcolor's 100 (Zhang et al. 2017)

