@@ -4,6 +4,7 @@
     python -m tutorial_lib.train --config classroom_adv --iterations 2000   # longer
     python -m tutorial_lib.train --list
     python -m tutorial_lib.train --ship runs/classroom_l2    # into data/checkpoints/
+    mpiexec -n 2 python -m tutorial_lib.train --config classroom_l2 --mpi  # docs/distributed.md
 
 The run folder gets config.json, log (JSON), loss.png, previews/iter_*.png,
 snapshot_iter_*.npz (the latest 2) and, at the end, gen.npz (+ dis.npz): the networks
@@ -40,6 +41,10 @@ def main(argv=None):
     p.add_argument('--no-resume', dest='resume', action='store_false',
                    help='delete snapshots in --out and start over')
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
+    p.add_argument('--mpi', action='store_true',
+                   help='data-parallel over the processes mpiexec starts (ChainerMN; '
+                        'batch = per process; see docs/distributed.md): '
+                        'mpiexec -n 2 python -m tutorial_lib.train --config NAME --mpi')
     p.add_argument('--list', action='store_true', help='list the configs and exit')
     p.add_argument('--ship', metavar='RUN_FOLDER',
                    help='copy a finished run into data/checkpoints/<config>/, evaluate it on '
@@ -81,18 +86,34 @@ def main(argv=None):
                                       seed=args.seed, train_limit=args.train_limit,
                                       data=args.data).items() if v is not None}
     config = config.replace(**changes)
-    if args.device:
+    comm = None
+    if args.mpi:   # one process of several (distributed.py); errors: one line, status 2
+        from . import distributed
+        comm = distributed.init(args.device)
+    elif args.device:
         backend.select(args.device)
-    print('Device:', backend.describe(), file=sys.stderr)
+    root = comm is None or comm.rank == 0
+    if root:
+        print('Device:', backend.describe(), file=sys.stderr)
+        if comm is not None:
+            print('MPI: %d processes, batch %d each = %d pictures per step' % (
+                comm.size, config.batch_size, comm.size * config.batch_size), file=sys.stderr)
     command = 'python -m tutorial_lib.train ' + ' '.join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
-    extra = {}
-    if config.in_ch != 1 or getattr(config, 'stage', 1) == 2:
-        from . import stage2   # hints as input channels; the 512 px second stage
-        extra = stage2.training_kwargs(config, progress=not args.no_progress)
-    run = training.train(config, out=args.out, resume=args.resume,
-                         progress=not args.no_progress, command=command, **extra)
-    print('Done: %s at iteration %d' % (run.out, run.iteration), file=sys.stderr)
+    if comm is not None:
+        command = 'mpiexec -n %d %s' % (comm.size, command)
+    from .distributed import abort_on_error, root_first
+    with abort_on_error(comm):   # one rank's error ends every rank
+        extra = {}
+        if config.in_ch != 1 or getattr(config, 'stage', 1) == 2:
+            from . import stage2   # hints as input channels; the 512 px second stage
+            with root_first(comm):   # rank 0 fills the stage-1 cache, the others read it
+                extra = stage2.training_kwargs(config, progress=root and not args.no_progress)
+        run = training.train(config, out=args.out, resume=args.resume,
+                             progress=root and not args.no_progress, command=command,
+                             comm=comm, **extra)
+    if root:
+        print('Done: %s at iteration %d' % (run.out, run.iteration), file=sys.stderr)
     return 0
 
 
