@@ -15,7 +15,7 @@ INSTALLED  := $(VENV)/.installed
 DATA_DIR   ?= data/openmoji
 DATA_STAMP := $(DATA_DIR)/COMPLETE
 
-.PHONY: setup lab test tutorial data sketches bench gpu-check clean help
+.PHONY: setup lab test tutorial data sketches bench gpu-check clean help setup-distributed train-mpi
 
 help:
 	@echo "make lab       set up (venv, packages, data) and open JupyterLab on notebooks/"
@@ -26,6 +26,7 @@ help:
 	@echo "make tutorial  execute every notebook headless in QUICK mode into build/"
 	@echo "make bench     CPU speed benchmark (stock Chainer vs tutorial_lib's fast path)"
 	@echo "make gpu-check on a CUDA GPU: gpu tests, training and latency -> build/gpu-report.md"
+	@echo "make train-mpi N=2 CONFIG=classroom_l2   train in N processes over MPI (docs/distributed.md)"
 
 setup: $(INSTALLED) $(DATA_STAMP)
 
@@ -69,6 +70,23 @@ bench: $(INSTALLED)
 GPU_REPORT ?= build/gpu-report.md
 gpu-check: $(if $(filter $(VENV)/bin/python,$(PY)),$(INSTALLED))
 	$(PY) -m tutorial_lib.gpu_check --out $(GPU_REPORT) $(GPU_CHECK_ARGS)
+
+# Data-parallel training over MPI (docs/distributed.md). setup-distributed installs the
+# `distributed` extra (mpi4py + MPICH from PyPI, mpiexec lands in .venv/bin); with an MPI
+# of your own (Debian's openmpi-bin) set MPIEXEC=mpiexec. N processes, batch per process.
+DIST_INSTALLED := $(VENV)/.installed-distributed
+N       ?= 2
+CONFIG  ?= classroom_l2
+MPIEXEC ?= $(if $(wildcard $(VENV)/bin/mpiexec),$(VENV)/bin/mpiexec,mpiexec)
+
+setup-distributed: $(DIST_INSTALLED)
+
+$(DIST_INSTALLED): $(INSTALLED)
+	$(PY) -m pip install -e '.[distributed]'
+	@touch $@
+
+train-mpi: $(DIST_INSTALLED) $(DATA_STAMP)
+	$(MPIEXEC) -n $(N) $(PY) -m tutorial_lib.train --config $(CONFIG) --mpi $(TRAIN_ARGS)
 
 clean:
 	rm -rf build .pytest_cache
