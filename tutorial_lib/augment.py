@@ -21,7 +21,8 @@ import numpy as np
 
 @dataclasses.dataclass
 class LineStyles:
-    """Probabilities of each change (independent draws, per picture)."""
+    """Probabilities of each change (independent draws, per picture). :data:`STAGE2`:
+    only the changes that keep a picture's geometry (its stage-1 colors stay valid)."""
     p_width: float = 0.3
     p_faint: float = 0.25
     p_blur: float = 0.2
@@ -55,10 +56,14 @@ def restyle(lines, colors, rng, styles=None):
     """Augment a batch: uint8 lines (N,H,W), colors (N,H,W,3) -> new (lines, colors).
 
     Deterministic given ``rng`` (a numpy RandomState): a resumed run draws the same.
+    Stroke widths and blur are for 128 px pictures and scale with the pictures' height.
     """
     from .lines import extract_best
     s = styles or LineStyles()
     lines, colors = np.array(lines, np.uint8), np.array(colors, np.uint8)
+    scale = max(1.0, lines.shape[1] / 128)
+    k = np.ones((int(round(2 * scale)),) * 2, np.uint8)
+    blur = 2 * int(round(scale)) + 1
     src_lines, src_colors = lines.copy(), colors.copy()
     for i in range(len(lines)):
         u = rng.random_sample(6)
@@ -70,12 +75,14 @@ def restyle(lines, colors, rng, styles=None):
         if u[2] < s.p_extracted:
             lines[i] = extract_best(colors[i])
         if u[3] < s.p_width:
-            k = np.ones((2, 2), np.uint8)
             lines[i] = cv2.erode(lines[i], k) if rng.random_sample() < 0.5 \
                 else cv2.dilate(lines[i], k)
         if u[4] < s.p_faint:
             ink = 255 - lines[i].astype(np.float32)
             lines[i] = np.rint(255 - ink * rng.uniform(0.55, 0.9)).astype(np.uint8)
         if u[5] < s.p_blur:
-            lines[i] = cv2.GaussianBlur(lines[i], (3, 3), rng.uniform(0.5, 1.0))
+            lines[i] = cv2.GaussianBlur(lines[i], (blur, blur), scale * rng.uniform(0.5, 1.0))
     return lines, colors
+
+
+STAGE2 = LineStyles(p_extracted=0, p_mosaic=0, p_zoom=0)

@@ -176,6 +176,7 @@ class Stage2Config(TrainConfig):
     crop: Optional[int] = 256
     p_truth: float = 0.2
     residual: bool = True
+    line_styles: bool = False          # restyle the 512 px line art (augment.STAGE2)
 
 
 CONFIGS.update({
@@ -205,12 +206,12 @@ CONFIGS.update({
     'quick_stage2': Stage2Config(
         'quick_stage2', 'tiny smoke-test run of the second stage',
         in_ch=4, width=1 / 16, size=64, stage1_size=16, crop=32, rec_loss='l1',
-        stage1='quick_hints', batch_size=2, iterations=4, train_limit=16, log_interval=1,
+        line_styles=True, stage1='quick_hints', batch_size=2, iterations=4, train_limit=16, log_interval=1,
         snapshot_interval=2, preview_interval=2, n_preview=2),
     'classroom_stage2': Stage2Config(
         'classroom_stage2', 'second stage at 512 px (L1, trained on 256 px crops) refining '
         'classroom_hints', in_ch=4, width=1 / 8, size=512, stage1_size=128, crop=256,
-        rec_loss='l1', stage1='classroom_hints', batch_size=4, iterations=1200,
-        alpha_g=2e-4, snapshot_interval=50, preview_interval=100, log_interval=10,
+        rec_loss='l1', stage1='classroom_hints', line_styles=True, batch_size=4,
+        iterations=1200, alpha_g=2e-4, snapshot_interval=50, preview_interval=100, log_interval=10,
         n_preview=4),
 })

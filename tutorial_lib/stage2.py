@@ -47,6 +47,7 @@ import cv2
 import numpy as np
 
 from . import atomic
+from . import augment
 from . import backend as backend_mod
 from . import cli
 from . import configs as configs_mod
@@ -257,9 +258,11 @@ class Stage2Updater(training.ReconstructionUpdater):
     def next_batch(self):
         batch = self.get_iterator('main').next()
         rng = self.process_rng()    # (seed, iteration), and the rank under MPI
-        x, t, _ = assemble_stage2([b[0] for b in batch], [b[1][0] for b in batch],
-                                  [b[1][1] for b in batch], rng, self.crop, self.p_truth,
-                                  self.flip)
+        lines, colors = [b[0] for b in batch], [b[1][0] for b in batch]
+        if self.line_styles is not None:     # geometry-keeping styles only (augment.STAGE2)
+            lines, colors = augment.restyle(lines, colors, rng, self.line_styles)
+        x, t, _ = assemble_stage2(lines, colors, [b[1][1] for b in batch], rng, self.crop,
+                                  self.p_truth, self.flip)
         xp = self.backend.xp
         return xp.asarray(x), xp.asarray(t)
 
@@ -267,7 +270,9 @@ class Stage2Updater(training.ReconstructionUpdater):
 def stage2_updater_cls(config):
     """A :class:`Stage2Updater` subclass carrying the config's crop and mix."""
     return type('Stage2Updater', (Stage2Updater,),
-                dict(crop=config.crop, p_truth=config.p_truth))
+                dict(crop=config.crop, p_truth=config.p_truth,
+                     line_styles=augment.STAGE2 if getattr(config, 'line_styles', False)
+                     else None))
 
 
 # ---------------------------------------------------------------------------------------
