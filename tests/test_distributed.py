@@ -150,6 +150,21 @@ def test_two_processes_equal_one_process_with_twice_the_batch(mpiexec, tmp_path)
     assert not np.array_equal(la, lb)   # the BN difference is real (else the test is moot)
 
 
+def test_an_error_in_one_rank_ends_every_rank(mpiexec, tmp_path):
+    """Rank 0 refuses to resume a run folder of another config; the other rank, waiting
+    for rank 0's snapshot, must not wait forever: MPI Abort ends the job, status 2."""
+    out = str(tmp_path / 'run')
+    base = [mpiexec, '-n', '2', sys.executable, '-m', 'tutorial_lib.train', '--data',
+            'synthetic', '--out', out, '--mpi', '--no-progress', '--iterations', '2']
+    run(base + ['--config', 'quick_adv'])
+    p = run(base + ['--config', 'quick'], timeout=60, check=False)
+    assert p.returncode == 2, p.stderr
+    errors = [l for l in p.stderr.splitlines() if l.startswith('error:')]
+    assert errors == ['error: rank 0: %s holds a snapshot of a run with a different config '
+                      '(adv_weight, description, name differ). Use another --out, or '
+                      '--no-resume to start over.' % out], p.stderr
+
+
 def _rank_pid(out, rank):
     """The pid of the training process of ``rank`` whose command line names ``out``."""
     for pid in os.listdir('/proc'):

@@ -171,7 +171,7 @@ def abort_on_error(comm):
         sys.stdout.flush()
         sys.stderr.flush()
         comm.mpi_comm.Abort(2)
-        raise
+        os._exit(2)     # in case Abort returns before mpiexec ends this process
 
 
 @contextlib.contextmanager
