@@ -32,7 +32,7 @@ def test_has_quick_parameters_cell(path):
 # notebooks whose key claim a QUICK run proves with a cell tagged "check" (asserts on the
 # numbers the notebook measured, not only "it ran")
 CHECKED = ['00_setup.ipynb', '01_line_extraction.ipynb', '02_unet_l2.ipynb',
-           '03_adversarial.ipynb', '07_failure_cases.ipynb']
+           '03_adversarial.ipynb', '07_failure_cases.ipynb', '08_many_machines.ipynb']
 
 
 @pytest.mark.parametrize('name', CHECKED)
