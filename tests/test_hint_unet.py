@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
+from tutorial_lib import augment, hints, models, training, stage2   # before chainer: compat
 import chainer
-from tutorial_lib import augment, hints, models, training, stage2
 from tutorial_lib.hint_unet import HintFillUNET
 
 from test_fill import box

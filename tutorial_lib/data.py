@@ -320,15 +320,6 @@ def pairs_from_folder(folder, size=None, kernel_size=3, limit=None, **line_optio
 _atomic_write = atomic.write_bytes  # temp file beside the target, then os.replace
 
 
-def _write_png(path, image):
-    if image.ndim == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    ok, png = cv2.imencode('.png', image)
-    if not ok:
-        raise OSError('PNG encoding failed for %s' % path)
-    _atomic_write(path, png.tobytes())
-
-
 def _write_json(path, obj):
     _atomic_write(path, json.dumps(obj, indent=1, ensure_ascii=False).encode('utf-8'))
 
@@ -386,8 +377,8 @@ def _work(task):
     except (ValueError, OSError, MemoryError, cv2.error) as e:  # user pictures: unreadable
         return stem, 'skipped', str(e).strip().splitlines()[-1] if str(e).strip() else repr(e)
     for size, (line, color) in pairs.items():
-        _write_png(_png_path(out, size, stem, 'color'), color)
-        _write_png(_png_path(out, size, stem, 'line'), line)  # written last: marks the pair done
+        atomic.write_png(_png_path(out, size, stem, 'color'), color)
+        atomic.write_png(_png_path(out, size, stem, 'line'), line)  # written last: marks the pair done
     return stem, 'rendered', ''
 
 

@@ -27,7 +27,7 @@ import numpy as np
 from . import fill as fill_mod
 from .backend import to_cpu
 from . import hints as hints_mod
-from .models import UNET
+from .models import UNET, copy_persistents
 
 INNER_CHANNELS = 9      # line, hint RGB, hint mask, fill RGB, fill mask
 GATE_BIAS = 3.0         # sigmoid(3) = 0.95: start by trusting the fill
@@ -94,13 +94,5 @@ class HintFillUNET(chainer.Chain):
             else:
                 w = a
             p.array[...] = self.xp.asarray(w)
-        links = dict(source.namedlinks())
-        for path, sub in self.unet.namedlinks():
-            for pname in sub._persistent:
-                v = getattr(links[path], pname)
-                cur = getattr(sub, pname)
-                if hasattr(cur, 'shape') and np.ndim(cur):
-                    cur[...] = self.xp.asarray(to_cpu(v))
-                else:
-                    setattr(sub, pname, v)
+        copy_persistents(self.unet, source)
         return self

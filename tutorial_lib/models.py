@@ -381,6 +381,20 @@ def save_weights(link, path, meta=None):
             np.savez_compressed(f, **arrays)
 
 
+def copy_persistents(dst, src):
+    """Copy every persistent value (BatchNorm statistics) of ``src`` into the link of the
+    same path in ``dst``, on ``dst``'s device: half of a warm start (weights are the other)."""
+    from .backend import to_cpu
+    theirs = dict(src.namedlinks())
+    for path, sub in dst.namedlinks():
+        for pname in sub._persistent:
+            value, cur = getattr(theirs[path], pname), getattr(sub, pname)
+            if hasattr(cur, 'shape') and np.ndim(cur):
+                cur[...] = dst.xp.asarray(to_cpu(value))
+            else:
+                setattr(sub, pname, value)
+
+
 def _persistents(link):
     for path, sub in link.namedlinks():
         for pname in sorted(sub._persistent):

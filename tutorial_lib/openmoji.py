@@ -323,7 +323,7 @@ def make_samples(out):
     Deterministic: candidates are visited in a fixed hashed order; at most one picture
     per base emoji; People & Body cycles through the five skin tones.
     """
-    from . import data
+    from . import atomic, data
     out = pathlib.Path(out)
     svgs = list_svgs()
     test = [it for it in catalog() if it['split'] == 'test']
@@ -379,10 +379,10 @@ def make_samples(out):
             old.unlink()
     for it in chosen:
         line, color = render_pair(svgs[it['name']].read_text(encoding='utf-8'), SAMPLE_SIZE)
-        data._write_png(out / 'pairs' / ('%s_color.png' % it['name']), color)
-        data._write_png(out / 'pairs' / ('%s_line.png' % it['name']), line)
+        atomic.write_png(out / 'pairs' / ('%s_color.png' % it['name']), color)
+        atomic.write_png(out / 'pairs' / ('%s_line.png' % it['name']), line)
     for name, drawing in drawings.items():
-        data._write_png(out / 'sketches' / name, drawing)
+        atomic.write_png(out / 'sketches' / name, drawing)
     data._write_json(out / 'index.json', dict(
         credit=CREDIT, size=SAMPLE_SIZE,
         about='Test-split OpenMoji pairs (never used for training) and line sketches of other '

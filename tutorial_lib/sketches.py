@@ -468,15 +468,6 @@ def _png(out, size, stem, part):
     return pathlib.Path(out) / 'png' / str(size) / ('%s_%s.png' % (stem, part))
 
 
-def _write_png(path, image):
-    if image.ndim == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    ok, png = cv2.imencode('.png', image)
-    if not ok:
-        raise OSError('PNG encoding failed for %s' % path)
-    atomic.write_bytes(path, png.tobytes())
-
-
 def _done(out, stem, kind, sizes):
     parts = ('color', 'line') if kind == 'pair' else ('line',)
     return all(_png(out, s, stem, p).is_file() for s in sizes for p in parts)
@@ -497,8 +488,8 @@ def _build_one(task):
                 c = render_framed(svg, frame, size) if kind == 'pair' else None
                 g = _gray(render_framed(line_svg, frame, size))
             if kind == 'pair':
-                _write_png(_png(out, size, stem, 'color'), c)
-            _write_png(_png(out, size, stem, 'line'), g)   # written last: marks it done
+                atomic.write_png(_png(out, size, stem, 'color'), c)
+            atomic.write_png(_png(out, size, stem, 'line'), g)   # written last: marks it done
         return rel, dict(kind=kind, stats={k: round(v, 4) for k, v in stats.items()})
     except (Refused, UnicodeDecodeError) as e:
         reason = str(e) if isinstance(e, Refused) else 'not UTF-8'

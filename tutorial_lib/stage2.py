@@ -56,7 +56,7 @@ from . import hints as hints_mod
 from . import metrics as metrics_mod
 from . import training
 from .hint_unet import HintFillUNET
-from .models import UNET, colorize, encode_colors, encode_lines, load_weights, read_meta
+from .models import UNET, colorize, copy_persistents, encode_colors, encode_lines, load_weights, read_meta
 
 # ideepcolor (Zhang et al. 2017, "Real-Time User-Guided Image Colorization with Learned
 # Deep Priors"), PSNR on ImageNet vs the number of hint points sampled from the truth.
@@ -104,15 +104,7 @@ def warm_start(gen, source):
             w[:, :a.shape[1]] = a
             a = w
         p.array[...] = gen.xp.asarray(a)
-    links = dict(src.namedlinks())
-    for path, sub in gen.namedlinks():
-        for pname in sub._persistent:
-            v = getattr(links[path], pname)
-            cur = getattr(sub, pname)
-            if hasattr(cur, 'shape') and np.ndim(cur):
-                cur[...] = gen.xp.asarray(to_cpu(v))
-            else:
-                setattr(sub, pname, v)
+    copy_persistents(gen, src)
     return gen
 
 
