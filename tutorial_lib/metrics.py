@@ -276,33 +276,44 @@ def format_table(results, truth=True):
     return '\n'.join(out)
 
 
-def plot_hue_histograms(sets, ax=None, title=None):
-    """Bar chart of the hue histograms (see :func:`hue_stats`) of several picture sets,
-    e.g. ``{'ground truth': test.colors, 'U-Net + L2': outputs}``. Each bar is drawn in
-    its hue; the skin/brown band is shaded."""
+def plot_hue_histograms(sets, axes=None, title=None):
+    """Hue histograms (see :func:`hue_stats`) of several picture sets, one row each, e.g.
+    ``{'ground truth': test.colors, 'U-Net + L2': outputs}``. Each bar is drawn in its hue;
+    the first set (the truth) is repeated as a black outline in every other row, and the
+    skin/brown band is shaded. Returns the axes."""
     import colorsys
     import matplotlib.pyplot as plt
-    if ax is None:
-        _, ax = plt.subplots(figsize=(10, 3.2))
     n = len(sets)
-    width = 360.0 / HUE_BINS / (n + 1)
-    hatches = ['', '//', '..', 'xx', '\\\\']
-    for k, (label, images) in enumerate(sets.items()):
-        h = hue_stats(images)
-        step = 360.0 / HUE_BINS
-        centers = np.arange(HUE_BINS) * step + step / 2
-        colors = [colorsys.hsv_to_rgb(c / 360.0, 0.75, 0.9) for c in centers]
-        ax.bar(centers - step / 2 + width * (k + 1), h["hist"], width=width,
-               color=colors, edgecolor='k', linewidth=0.5, hatch=hatches[k % len(hatches)],
-               label='%s: %.2f bits, skin share %.2f' % (label, h['hue_entropy'],
-                                                        h['skin_share']))
-    ax.axvspan(SKIN_HUES[0], SKIN_HUES[1], color='0.85', zorder=-1,
-               label='skin / brown hues (%d-%d deg)' % SKIN_HUES)
-    ax.set_xlim(0, 360)
-    ax.set_xticks(range(0, 361, 40))
-    ax.set_xlabel('hue (degrees) of the colored pixels')
-    ax.set_ylabel('share of colored pixels')
-    ax.legend(fontsize=8)
+    if axes is None:
+        fig, axes = plt.subplots(n, 1, figsize=(10, 1.25 * n + 0.9), sharex=True,
+                                 squeeze=False, layout='constrained')
+        axes = axes[:, 0]
+    step = 360.0 / HUE_BINS
+    centers = np.arange(HUE_BINS) * step + step / 2
+    colors = [colorsys.hsv_to_rgb(c / 360.0, 0.75, 0.9) for c in centers]
+    stats = {label: hue_stats(images) for label, images in sets.items()}
+    top = max(float(np.max(h['hist'])) for h in stats.values()) * 1.15
+    reference = None
+    for ax, (label, h) in zip(axes, stats.items()):
+        ax.axvspan(SKIN_HUES[0], SKIN_HUES[1], color='0.9', zorder=-1)
+        ax.bar(centers, h['hist'], width=step * 0.9, color=colors, edgecolor='0.3',
+               linewidth=0.4)
+        if reference is not None:
+            ax.stairs(reference[1]['hist'], np.arange(HUE_BINS + 1) * step, color='k',
+                      linewidth=1.0, label=reference[0])
+            ax.legend(loc='upper right', fontsize=8, frameon=False)
+        else:
+            reference = (label + ' (outline)', h)
+        ax.set_ylim(0, top)
+        ax.set_title('%s: %.2f hue bits, skin share %.2f' % (label, h['hue_entropy'],
+                                                              h['skin_share']),
+                     loc='left', fontsize=9)
+        ax.set_ylabel('share', fontsize=8)
+        ax.tick_params(labelsize=8)
+    axes[-1].set_xlim(0, 360)
+    axes[-1].set_xticks(range(0, 361, 40))
+    axes[-1].set_xlabel('hue (degrees) of the colored pixels; gray band: skin / brown '
+                        '(%d-%d deg)' % SKIN_HUES)
     if title:
-        ax.set_title(title)
-    return ax
+        axes[0].figure.suptitle(title)
+    return axes

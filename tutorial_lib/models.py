@@ -307,7 +307,7 @@ def draw_unet(rows, ax=None):
     skip connections as arrows across. ``rows`` = :func:`shape_table`'s output."""
     import matplotlib.pyplot as plt
     if ax is None:
-        _, ax = plt.subplots(figsize=(13, 5))
+        _, ax = plt.subplots(figsize=(13, 4.6), layout='constrained')
     enc = [r for r in rows if r['name'].startswith('c')]
     dec = [r for r in rows if r['name'].startswith('dc')]
     pos = {}
@@ -331,7 +331,7 @@ def draw_unet(rows, ax=None):
                 fontweight='bold')
         c, hh, ww = r['output']
         ax.text(x, y - 0.14, '%d\u00d7%d\u00b2' % (c, hh), ha='center',
-                va='center', fontsize=6.5)
+                va='center', fontsize=6)
     order = [r['name'] for r in rows]
     for a, b in zip(order[:-1], order[1:]):
         (x0, y0), (x1, y1) = pos[a], pos[b]
@@ -342,12 +342,15 @@ def draw_unet(rows, ax=None):
         if r['skip']:
             src = enc_of[r['skip']]
             (x0, y0), (x1, y1) = pos[src], pos[r['name']]
+            # every arc rises the same 0.45 above its boxes (an arc3 curve peaks at
+            # rad * distance / 2), so the long ones stay below the title
+            rad = -0.9 / max(1.0, abs(x1 - x0))
             ax.annotate('', xy=(x1, y1 + 0.3), xytext=(x0, y0 + 0.3),
                         arrowprops=dict(arrowstyle='->', color='#b2182b', lw=1.3,
-                                        connectionstyle='arc3,rad=-0.25'))
-    ax.text(0, 0.8, 'skip connections (concat) in red', color='#b2182b', fontsize=9)
+                                        connectionstyle='arc3,rad=%g' % rad))
+    ax.text(-0.6, 1.0, 'skip connections (concat) in red', color='#b2182b', fontsize=9)
     ax.set_xlim(-1, len(rows))
-    ax.set_ylim(-level(enc[-1]) - 1, 1.5)
+    ax.set_ylim(-level(enc[-1]) - 0.6, 1.3)
     ax.set_axis_off()
     ax.set_title('The blog\'s U-Net: encoder c0..c8 (blue), decoder dc8..dc0 '
                  '(orange = 4x4 stride-2 deconvolution)')

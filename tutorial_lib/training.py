@@ -447,8 +447,9 @@ def plot_log(log, title=None, axes=None):
     adv = any('dis/loss' in e for e in log)
     if axes is None:
         import matplotlib.pyplot as plt
-        fig, axes = plt.subplots(1, 2 if adv else 1, figsize=(10 if adv else 5.5, 3.4),
-                                 squeeze=False)
+        # constrained layout keeps the twin axes' labels apart (tight_layout does not)
+        fig, axes = plt.subplots(1, 2 if adv else 1, figsize=(10.5 if adv else 5.5, 3.4),
+                                 squeeze=False, layout='constrained')
         axes = axes[0]
     else:
         fig = axes[0].figure
@@ -488,7 +489,8 @@ def plot_log(log, title=None, axes=None):
         axes[1].set_title('Ad-boss')
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
     return fig
 
 
@@ -929,14 +931,15 @@ def show_comparison(gens, pairs, credit=None, title=None, cell=1.3):
     rows += [(label, colorize(g, np.asarray(pairs.lines))) for label, g in gens.items()]
     rows.append(('ground truth', np.asarray(pairs.colors)))
     n = len(pairs.lines)
+    from .viz import finish_figure, short_title
     fig, axes = plt.subplots(len(rows), 1, figsize=(cell * n + 1.5, cell * len(rows) + 0.6),
-                             squeeze=False)
+                             squeeze=False, layout='constrained')
     for ax, (label, imgs) in zip(axes[:, 0], rows):
         ax.imshow(np.concatenate(list(imgs), axis=1))
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_ylabel(label, rotation=0, ha='right', va='center', fontsize=9)
-    from .viz import finish_figure
+        ax.set_ylabel(short_title(label, 14), rotation=0, ha='right', va='center',
+                      fontsize=9)
     return finish_figure(fig, title, credit)
 
 

@@ -12,17 +12,42 @@ def _as_displayable(img):
 
 
 def add_credit(fig, credit):
-    """The data credit line, small and gray, at the bottom of a figure."""
-    fig.text(0.5, 0.005, credit, ha='center', va='bottom', fontsize=7, color='0.35')
+    """The data credit line, small and gray, at the bottom of a figure (wrapped to its width)."""
+    return fig.text(0.5, 0.005, credit, ha='center', va='bottom', fontsize=7, color='0.35',
+                    wrap=True)
+
+
+def short_title(title, width=14):
+    """A title that fits a small grid cell: words wrapped, a long hexcode such as
+    1F9DC-1F3FB-200D-2642-FE0F on two or three lines, cut at its dashes."""
+    title = str(title)
+    if ' ' in title or '\n' in title:
+        import textwrap
+        return '\n'.join(textwrap.fill(p, width) for p in title.split('\n'))
+    lines, line = [], ''
+    for part in title.split('-'):
+        if line and len(line) + 1 + len(part) > width:
+            lines.append(line + '-')
+            line = part
+        else:
+            line = part if not line else line + '-' + part
+    return '\n'.join(lines + [line])
 
 
 def finish_figure(fig, title=None, credit=None):
     """Title on top, credit line at the bottom (room kept for it), tight layout."""
     if title:
         fig.suptitle(title)
+    bottom = 0
     if credit:
-        add_credit(fig, credit)
-    fig.tight_layout(rect=(0, 0.03 if credit else 0, 1, 1))
+        text = add_credit(fig, credit)
+        height = text.get_window_extent(fig.canvas.get_renderer()).height
+        bottom = min(0.3, (height + 4) / fig.bbox.height)
+    engine = fig.get_layout_engine()
+    if engine is not None and hasattr(engine, 'set') and 'rect' in engine.get():
+        engine.set(rect=(0, bottom, 1, 1 - bottom))   # constrained layout: room for the credit
+    else:
+        fig.tight_layout(rect=(0, bottom, 1, 1))
     return fig
 
 
@@ -41,9 +66,8 @@ def show_grid(images, titles=None, ncols=6, size=2.0, credit=None, suptitle=None
         img = _as_displayable(images[i])
         ax.imshow(img, cmap='gray' if img.ndim == 2 else None, vmin=0, vmax=255)
         if titles is not None:
-            title = str(titles[i])
-            # long ZWJ-sequence hexcodes would run into the neighbouring titles
-            ax.set_title(title if len(title) <= 16 else title[:15] + '…', fontsize=8)
+            # long ZWJ-sequence hexcodes would run into the neighbouring titles: wrap them
+            ax.set_title(short_title(titles[i], max(12, int(size * 14))), fontsize=8)
     return finish_figure(fig, suptitle, credit)
 
 
