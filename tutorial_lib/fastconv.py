@@ -86,8 +86,9 @@ take and return plain numpy arrays. ``python -m tutorial_lib.bench`` measures th
 
 The same switches (``enable``, ``disable``, ``stock``, ``fast``, ``enable_from_env``) also
 turn on and off :mod:`tutorial_lib.fastbn`, a fused CPU path for batch normalization
-(test-mode ``FixedBatchNormalization`` forward, train-mode forward and backward);
-``is_enabled()`` is true only when both are on, and ``stock()``/``fast()`` restore each
+(test-mode ``FixedBatchNormalization`` forward, train-mode forward and backward), and
+:mod:`tutorial_lib.fastadam`, a blocked, threaded Adam update (bit-identical to Chainer's);
+``is_enabled()`` is true only when all are on, and ``stock()``/``fast()`` restore each
 one's previous state.
 """
 import contextlib
@@ -731,41 +732,45 @@ _FAST = {_ConvF: _conv_forward_core, _ConvGW: _conv_grad_w_core,
 def enable():
     """Route Chainer's CPU conv/deconv cores (and batch normalization, see
     :mod:`tutorial_lib.fastbn`) to the fast code (idempotent)."""
-    from . import fastbn
+    from . import fastadam, fastbn
     with _lock:
         for cls, fn in _FAST.items():
             cls._forward_cpu_core = fn
         fastbn.enable()
+        fastadam.enable()
 
 
 def disable():
     """Put Chainer's own CPU cores (and batch normalization) back (idempotent)."""
-    from . import fastbn
+    from . import fastadam, fastbn
     with _lock:
         for cls, fn in _ORIGINAL.items():
             cls._forward_cpu_core = fn
         fastbn.disable()
+        fastadam.disable()
 
 
 def is_enabled():
-    """True when all three Chainer cores and the batch normalization are the fast ones."""
-    from . import fastbn
+    """True when all three Chainer cores, the batch normalization and the Adam update
+    are the fast ones."""
+    from . import fastadam, fastbn
     return (all(cls.__dict__.get('_forward_cpu_core') is fn for cls, fn in _FAST.items())
-            and fastbn.is_enabled())
+            and fastbn.is_enabled() and fastadam.is_enabled())
 
 
 def _state():
-    from . import fastbn
+    from . import fastadam, fastbn
     return (all(cls.__dict__.get('_forward_cpu_core') is fn for cls, fn in _FAST.items()),
-            fastbn.is_enabled())
+            fastbn.is_enabled(), fastadam.is_enabled())
 
 
 def _restore(state):
-    from . import fastbn
+    from . import fastadam, fastbn
     with _lock:
         for cls in _FAST:
             cls._forward_cpu_core = (_FAST if state[0] else _ORIGINAL)[cls]
         (fastbn.enable if state[1] else fastbn.disable)()
+        (fastadam.enable if state[2] else fastadam.disable)()
 
 
 @contextlib.contextmanager
