@@ -15,7 +15,7 @@ INSTALLED  := $(VENV)/.installed
 DATA_DIR   ?= data/openmoji
 DATA_STAMP := $(DATA_DIR)/COMPLETE
 
-.PHONY: setup lab test tutorial data sketches bench gpu-check clean help setup-distributed train-mpi
+.PHONY: setup lab test tutorial data sketches bench bench-torch gpu-check clean help setup-distributed train-mpi
 
 help:
 	@echo "make lab       set up (venv, packages, data) and open JupyterLab on notebooks/"
@@ -25,6 +25,7 @@ help:
 	@echo "make sketches  held-out real sketches from Debian's openclipart-svg (needs apt-get; optional)"
 	@echo "make tutorial  execute every notebook headless in QUICK mode into build/"
 	@echo "make bench     CPU speed benchmark (stock Chainer vs tutorial_lib's fast path)"
+	@echo "make bench-torch  the same networks in PyTorch CPU, interleaved (separate venv, optional)"
 	@echo "make gpu-check on a CUDA GPU: gpu tests, training and latency -> build/gpu-report.md"
 	@echo "make train-mpi N=2 CONFIG=classroom_l2   train in N processes over MPI (docs/distributed.md)"
 
@@ -63,6 +64,20 @@ tutorial: setup
 
 bench: $(INSTALLED)
 	$(PY) -m tutorial_lib.bench
+
+# Optional: the same architectures in PyTorch CPU, timed in the same run, interleaved with
+# tutorial_lib's steps -> torch_ratio_* in build/bench.json. PyTorch lives in its own venv
+# (never a course requirement); from PyPI the CPU wheel pulls CUDA libraries too (a few
+# GB). TORCH_SPEC picks another wheel, e.g. a CPU-only build from a local folder.
+TORCH_VENV ?= build/bench-torch-venv
+TORCH_SPEC ?= torch
+$(TORCH_VENV)/.installed:
+	$(PYTHON) -m venv $(TORCH_VENV)
+	$(TORCH_VENV)/bin/python -m pip install numpy $(TORCH_SPEC)
+	@touch $@
+
+bench-torch: $(INSTALLED) $(TORCH_VENV)/.installed
+	$(PY) -m tutorial_lib.bench --torch $(TORCH_VENV)/bin/python $(BENCH_ARGS)
 
 # GPU check (docs/gpu.md): needs CuPy (pip install -e .[gpu]). With the default PY it sets
 # up .venv first; `make gpu-check PY=python3` uses that Python as it is and installs

@@ -120,22 +120,65 @@ def sgemm_peak(size=2048, repeats=5):
     return max(found.values()), found
 
 
+# Seconds spent in each phase of a step ('forward', 'backward', 'optimizer update'), summed
+# over steps while a profile runs (None otherwise: then _phase costs two function calls).
+_PHASES = None
+
+
+class _phase:
+    def __init__(self, name):
+        self.name = name
+
+    def __enter__(self):
+        self.t0 = time.perf_counter()
+
+    def __exit__(self, *exc):
+        if _PHASES is not None:
+            _PHASES[self.name] = _PHASES.get(self.name, 0.0) + time.perf_counter() - self.t0
+
+
+def _l2_step(model, x, t):
+    """One Adam step with an L2 loss (the course's classroom_l2 recipe)."""
+    opt = chainer.optimizers.Adam(alpha=1e-4)
+    opt.setup(model)
+
+    def step():
+        with _phase('forward'):
+            y = model(x)
+            loss = F.mean_squared_error(y, t)
+        with _phase('backward'):
+            model.cleargrads()
+            loss.backward()
+        with _phase('optimizer update'):
+            opt.update()
+    return step
+
+
 def unet_train_step(width, size, batch, in_ch=1):
     np.random.seed(0)
     model = UNET(in_ch=in_ch, width=width)
-    opt = chainer.optimizers.Adam(alpha=1e-4)
-    opt.setup(model)
     rs = np.random.RandomState(1)
     x = rs.uniform(0, 1, (batch, in_ch, size, size)).astype(np.float32)
     t = rs.uniform(-1, 1, (batch, 3, size, size)).astype(np.float32)
+    return _l2_step(model, x, t)
 
-    def step():
-        y = model(x)
-        loss = F.mean_squared_error(y, t)
-        model.cleargrads()
-        loss.backward()
-        opt.update()
-    return step
+
+def hint_train_step(width, size, batch):
+    """One L2 Adam step of the shipped hint model (:class:`hint_unet.HintFillUNET`: hint
+    mask + bucket-fill input + gate; its per-picture bucket fill is part of the step) on
+    committed sample pictures with simulated 'informative' hints."""
+    from . import data as data_mod, hints as hints_mod
+    from .hint_unet import HintFillUNET
+    from .models import encode_colors
+    pairs = data_mod.load_samples(size)
+    lines, colors = pairs.lines[:batch], pairs.colors[:batch]
+    rng = np.random.RandomState(2)
+    hint_channels = hints_mod.simulate_batch(colors, rng, hints_mod.recipe('informative'),
+                                             lines)
+    x = hints_mod.make_input(lines, hint_channels)
+    t = encode_colors(colors)
+    np.random.seed(0)
+    return _l2_step(HintFillUNET(width=width), x, t)
 
 
 def unet_inference(width, size, in_ch=4):
@@ -149,9 +192,9 @@ def unet_inference(width, size, in_ch=4):
     return infer
 
 
-def dis_train_step(width, size, batch):
+def dis_train_step(width, size, batch, image_size=None):
     np.random.seed(0)
-    model = DIS(width=width)
+    model = DIS(width=width, image_size=image_size)
     opt = chainer.optimizers.Adam(alpha=1e-4)
     opt.setup(model)
     rs = np.random.RandomState(1)
@@ -159,10 +202,13 @@ def dis_train_step(width, size, batch):
     t = rs.randint(0, 2, batch).astype(np.int32)
 
     def step():
-        loss = F.softmax_cross_entropy(model(x), t)
-        model.cleargrads()
-        loss.backward()
-        opt.update()
+        with _phase('forward'):
+            loss = F.softmax_cross_entropy(model(x), t)
+        with _phase('backward'):
+            model.cleargrads()
+            loss.backward()
+        with _phase('optimizer update'):
+            opt.update()
     return step
 
 
@@ -182,6 +228,210 @@ def time_interleaved(fn, repeats, warmup=1):
                 fn()
                 times[mode].append(time.perf_counter() - t0)
     return times
+
+
+# ----------------------------------------------------------------------------------
+# Profile: where a step's time goes
+# ----------------------------------------------------------------------------------
+
+class TypeTimer(chainer.FunctionHook):
+    """Self time of every function type, forward and backward apart: a node's time
+    excludes the nodes it runs inside it (a convolution's backward runs a
+    deconvolution and a weight gradient; they are listed as '... (in backward)')."""
+
+    name = 'TypeTimer'
+
+    def __init__(self):
+        self.seconds = {}
+        self.calls = {}
+        self._stack = []
+
+    def _enter(self, key):
+        now = time.perf_counter()
+        if self._stack:
+            top = self._stack[-1]
+            self.seconds[top[0]] = self.seconds.get(top[0], 0.0) + now - top[1]
+            if top[2] == 'bwd':
+                key = (key[0] + ' (in backward)', key[1])
+        self.calls[key] = self.calls.get(key, 0) + 1
+        self._stack.append([key, now, key[1]])
+
+    def _exit(self):
+        now = time.perf_counter()
+        key, t0, _ = self._stack.pop()
+        self.seconds[key] = self.seconds.get(key, 0.0) + now - t0
+        if self._stack:
+            self._stack[-1][1] = now
+
+    def forward_preprocess(self, function, in_data):
+        self._enter((function.label, 'fwd'))
+
+    def forward_postprocess(self, function, in_data):
+        self._exit()
+
+    def backward_preprocess(self, function, in_data, out_grad):
+        self._enter((function.label, 'bwd'))
+
+    def backward_postprocess(self, function, in_data, out_grad):
+        self._exit()
+
+
+def profile_step(fn, steps=3, mode='fast', top=25):
+    """Per-function-type table and cProfile summary of ``steps`` runs of ``fn`` (after
+    one warm-up) on the fast path ('fast') or stock Chainer ('stock').
+
+    Returns a dict: ``step_s`` (mean), ``rows`` [(name, ms per step, share)] -- every
+    function type's self time, forward ('fwd') and backward ('bwd') apart, the optimizer
+    update, and 'other' (Python, graph bookkeeping, loss, cleargrads: the step's time
+    outside all of these) -- and ``cprofile`` (the top ``top`` entries by own time, text;
+    cProfile sees the calling thread only, so work the fast path hands to its worker
+    threads is missing there, while the table above counts wall time)."""
+    import cProfile
+    import io
+    import pstats
+    global _PHASES
+    with MODES[mode]():
+        fn()
+        timer = TypeTimer()
+        _PHASES = {}
+        try:
+            t0 = time.perf_counter()
+            with timer:
+                for _ in range(steps):
+                    fn()
+            total = time.perf_counter() - t0
+            phases = dict(_PHASES)
+        finally:
+            _PHASES = None
+        prof = cProfile.Profile()
+        prof.enable()
+        for _ in range(steps):
+            fn()
+        prof.disable()
+    text = io.StringIO()
+    pstats.Stats(prof, stream=text).sort_stats('tottime').print_stats(top)
+    rows = []
+    for (label, kind), sec in timer.seconds.items():
+        rows.append(('%s %s' % (label, 'forward' if kind == 'fwd' else 'backward')
+                     if not label.endswith(' (in backward)') else label, sec / steps))
+    update = phases.get('optimizer update', 0.0) / steps
+    rows.append(('optimizer update (Adam, all parameters)', update))
+    rows.append(('other (Python, graph, loss, cleargrads)',
+                 max(0.0, total / steps - sum(r[1] for r in rows))))
+    rows.sort(key=lambda r: -r[1])
+    step = total / steps
+    return {'mode': mode, 'steps': steps, 'step_s': round(step, 4),
+            'rows': [(name, round(1e3 * sec, 2), round(sec / step, 4)) for name, sec in rows],
+            'phases_s': {k: round(v / steps, 4) for k, v in phases.items()},
+            'cprofile': text.getvalue()}
+
+
+def print_profile(key, prof, limit=14):
+    print('\nprofile %s (%s path, %d steps, %.3f s per step): self time per function type'
+          % (key, prof['mode'], prof['steps'], prof['step_s']))
+    print('| function type | ms per step | share |')
+    print('|---|---:|---:|')
+    shown = prof['rows'][:limit]
+    for name, ms, share in shown:
+        print('| %s | %.1f | %.1f%% |' % (name, ms, 100 * share))
+    rest = prof['rows'][limit:]
+    if rest:
+        print('| (%d more types) | %.1f | %.1f%% |' % (
+            len(rest), sum(r[1] for r in rest), 100 * sum(r[2] for r in rest)))
+
+
+# ----------------------------------------------------------------------------------
+# PyTorch CPU side by side (make bench-torch): same architecture, same run, interleaved
+# ----------------------------------------------------------------------------------
+
+WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'torch_bench_worker.py')
+
+
+class TorchWorker:
+    """The PyTorch process (``torch_bench_worker.py`` run by another Python): set up a
+    network, then time one step at a time on request."""
+
+    def __init__(self, python, threads=None, stand_in=False, worker=WORKER):
+        import subprocess
+        cmd = [python, worker]
+        if threads:
+            cmd += ['--threads', str(threads)]
+        if stand_in:
+            cmd.append('--stand-in')
+        env = dict(os.environ)
+        env.pop('PYTHONPATH', None)
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True, env=env)
+
+    def request(self, **req):
+        import json
+        self.proc.stdin.write(json.dumps(req) + '\n')
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError('the PyTorch benchmark process ended (exit status %s)'
+                               % self.proc.wait())
+        reply = json.loads(line)
+        if not reply.get('ok'):
+            raise RuntimeError('PyTorch benchmark: %s' % reply.get('error'))
+        return reply
+
+    def close(self):
+        if self.proc.poll() is None:
+            try:
+                self.request(cmd='quit')
+            except (RuntimeError, OSError, ValueError):
+                pass
+            self.proc.wait(timeout=30)
+
+
+def torch_specs(quick):
+    """The torch_ratio_* workloads: the same keys and sizes as :func:`workloads`."""
+    if quick:
+        return {'train128_full': dict(kind='train', width=1 / 8, size=32, batch=2, in_ch=1),
+                'train128_classroom': dict(kind='train', width=1 / 16, size=32, batch=2,
+                                           in_ch=1),
+                'infer512': dict(kind='infer', width=1 / 8, size=64, in_ch=4)}
+    return {'train128_full': dict(kind='train', width=1.0, size=128, batch=8, in_ch=1),
+            'train128_classroom': dict(kind='train', width=0.25, size=128, batch=8, in_ch=1),
+            'infer512': dict(kind='infer', width=1.0, size=512, in_ch=4)}
+
+
+def compare_torch(jobs, worker, repeats, warmup=1, mode='fast', log=None):
+    """``jobs``: [(key, our step function, spec, our parameter count)]. For each job the
+    worker builds the same network, then our step and PyTorch's alternate (ours, theirs,
+    theirs, ours, ...) after ``warmup`` runs of each. Returns {key: entry} with the
+    medians and ``ratio`` = ours / PyTorch (above 1: tutorial_lib is slower)."""
+    found = {}
+    for key, fn, spec, params in jobs:
+        reply = worker.request(cmd='setup', key=key, **spec)
+        if params is not None and reply['params'] >= 0 and reply['params'] != params:
+            raise RuntimeError('%s: PyTorch network has %d parameters, ours %d'
+                               % (key, reply['params'], params))
+        with MODES[mode]():
+            for _ in range(warmup):
+                fn()
+                worker.request(cmd='run', key=key)
+            ours, theirs, order = [], [], []
+            for r in range(repeats):
+                for side in (('ours', 'torch') if r % 2 == 0 else ('torch', 'ours')):
+                    gc.collect()
+                    if side == 'ours':
+                        t0 = time.perf_counter()
+                        fn()
+                        ours.append(time.perf_counter() - t0)
+                    else:
+                        theirs.append(worker.request(cmd='run', key=key)['seconds'])
+                    order.append(side)
+        a, b = statistics.median(ours), statistics.median(theirs)
+        found[key] = {'ours_s': round(a, 4), 'torch_s': round(b, 4),
+                      'ratio': round(a / b, 3), 'params': params,
+                      'ours_all_s': [round(t, 4) for t in ours],
+                      'torch_all_s': [round(t, 4) for t in theirs], 'order': order}
+        if log:
+            log('torch %-18s ours %7.3f s  torch %7.3f s  ratio %5.2f'
+                % (key, a, b, a / b))
+    return found
 
 
 def recolor_latency(repeats=7, device='cpu'):
@@ -226,7 +476,7 @@ def write_json_atomic(path, data):
 
 
 def workloads(quick):
-    """(key, description, factory) of the four benchmarks; --quick shrinks them."""
+    """(key, description, factory) of the benchmarks; --quick shrinks them."""
     if quick:
         return [
             ('train128_full', 'U-Net w=1/8 in_ch=1 train step, 32 px, batch 2',
@@ -237,6 +487,10 @@ def workloads(quick):
              lambda: unet_inference(1 / 8, 64)),
             ('dis_step', 'DIS w=1/4 train step, 32 px, batch 2',
              lambda: dis_train_step(1 / 4, 32, 2)),
+            ('dis_classroom', 'DIS w=1/16 train step, 32 px, batch 2',
+             lambda: dis_train_step(1 / 16, 32, 2, image_size=32)),
+            ('hint_classroom', 'HintFillUNET w=1/16 train step, 32 px, batch 2',
+             lambda: hint_train_step(1 / 16, 32, 2)),
         ]
     return [
         ('train128_full', 'U-Net w=1 in_ch=1 Adam step, 128 px, batch 8',
@@ -247,6 +501,10 @@ def workloads(quick):
          lambda: unet_inference(1.0, 512)),
         ('dis_step', 'DIS w=1 Adam step, 128 px, batch 8',
          lambda: dis_train_step(1.0, 128, 8)),
+        ('dis_classroom', 'Ad-boss DIS w=0.25 Adam step, 128 px, batch 8',
+         lambda: dis_train_step(0.25, 128, 8, image_size=128)),
+        ('hint_classroom', 'hint model HintFillUNET w=0.25 L2 Adam step, 128 px, batch 8',
+         lambda: hint_train_step(0.25, 128, 8)),
     ]
 
 
@@ -259,7 +517,21 @@ def main(argv=None):
                         help='smoke run: tiny networks and sizes, 1 repeat')
     parser.add_argument('--only', action='append', default=None,
                         help='run only this workload (repeatable): train128_full, '
-                             'train128_classroom, infer512, dis_step, latency')
+                             'train128_classroom, infer512, dis_step, dis_classroom, '
+                             'hint_classroom, latency, profile, torch')
+    parser.add_argument('--profile', action='append', default=None, metavar='WORKLOAD',
+                        help='profile these workloads on the fast path (repeatable; default '
+                             'train128_classroom and train128_full): a self-time table per '
+                             'function type, cProfile text in build/bench-profile.txt')
+    parser.add_argument('--profile-steps', type=int, default=3,
+                        help='steps per profile (default 3)')
+    parser.add_argument('--torch', metavar='PYTHON', default=None,
+                        help='a Python with PyTorch (make bench-torch makes one): time the '
+                             'same networks in PyTorch CPU, interleaved with ours, and write '
+                             'torch_ratio_* (ours / PyTorch)')
+    parser.add_argument('--torch-threads', type=int, default=None,
+                        help="PyTorch's thread count (default: as many as the fast path)")
+    parser.add_argument('--torch-stand-in', action='store_true', help=argparse.SUPPRESS)
     parser.add_argument('--out', default=None,
                         help='JSON output (default: build/bench.json in the repository, '
                              'build/bench-quick.json with --quick)')
@@ -291,6 +563,7 @@ def main(argv=None):
     sys.stdout.flush()
 
     rows = []
+    factories = {key: factory for key, _, factory in workloads(args.quick)}
     try:
         for key, desc, factory in workloads(args.quick):
             if args.only and key not in args.only:
@@ -324,6 +597,47 @@ def main(argv=None):
             fastconv.enable()
         else:
             fastconv.disable()
+
+    profiles = {}
+    if not args.only or 'profile' in args.only or args.profile:
+        keys = args.profile or ['train128_classroom', 'train128_full']
+        texts = []
+        for key in keys:
+            if key not in factories:
+                raise ValueError('--profile: unknown workload %r (known: %s)'
+                                 % (key, ', '.join(factories)))
+            fn = factories[key]()
+            prof = profile_step(fn, max(1, 1 if args.quick else args.profile_steps))
+            del fn
+            gc.collect()
+            profiles[key] = prof
+            print_profile(key, prof)
+            texts.append('== %s (%s path, %d steps, %.3f s per step) ==\n%s'
+                         % (key, prof['mode'], prof['steps'], prof['step_s'],
+                            prof['cprofile']))
+        result['profile'] = {k: {kk: vv for kk, vv in v.items() if kk != 'cprofile'}
+                             for k, v in profiles.items()}
+        profile_txt = os.path.join(os.path.dirname(out), 'bench-profile%s.txt'
+                                   % ('-quick' if args.quick else ''))
+        atomic.write_bytes(profile_txt, '\n'.join(texts).encode())
+        print('cProfile (calling thread only) written to %s' % os.path.relpath(profile_txt))
+        sys.stdout.flush()
+
+    if args.torch and (not args.only or 'torch' in args.only):
+        from .models import count_params
+        specs = torch_specs(args.quick)
+        threads = args.torch_threads or fastconv._threads()
+        worker = TorchWorker(args.torch, threads, stand_in=args.torch_stand_in)
+        try:
+            jobs = [(key, factories[key](), spec,
+                     count_params(UNET(in_ch=spec['in_ch'], width=spec['width'])))
+                    for key, spec in specs.items()]
+            found = compare_torch(jobs, worker, repeats, log=print)
+        finally:
+            worker.close()
+        result['torch'] = dict(found, threads=threads, stand_in=bool(args.torch_stand_in))
+        for key, entry in found.items():
+            result['torch_ratio_' + key] = entry['ratio']
 
     if not args.only or 'latency' in args.only:
         # after the loop: measured with the fast path as this process normally runs it
@@ -361,6 +675,14 @@ def main(argv=None):
         print('| %s | %.3f | %.3f | %.2fx | %.1f | %.0f | %.0f%% |'
               % (key, e['stock_s'], e['fast_s'], e['speedup'], e['conv_gflop'],
                  e['fast_gflops'], 100 * e['fast_gflops'] / peak))
+    if 'torch' in result and (not args.only or 'torch' in args.only):
+        print()
+        print('| workload | tutorial_lib fast (s) | PyTorch CPU (s) | ratio (ours / torch) |')
+        print('|---|---:|---:|---:|')
+        for key, e in result['torch'].items():
+            if isinstance(e, dict):
+                print('| %s | %.3f | %.3f | %.2fx |' % (key, e['ours_s'], e['torch_s'],
+                                                      e['ratio']))
     print()
     print('sgemm peak %.0f GFLOP/s; load average before %s, after %s; %d repeat(s); '
           'medians. Written to %s'
