@@ -152,9 +152,12 @@ def test_deconv_outsize():
 @pytest.mark.parametrize('block', [(1, 1, 1), (1, 1, 3), (64, 3, 2), (3000, 16, 2),
                                    (1 << 30, 1, 4), (1, 1, 3, 1e9), (1, 1, 3, 0),
                                    (3000, 16, 2, 1e9)])
-def test_blocked_paths(block):
+@pytest.mark.parametrize('small_m', [0, 32])
+def test_blocked_paths(block, small_m, monkeypatch):
     """Blocks of partial rows, of several samples and of one sample, on one or several
-    threads, give the same sums."""
+    threads, give the same sums; weight gradients as g x col^T (SMALL_M = 0) and as the
+    transposed product col x g^T (every test layer has at most 32 channels)."""
+    monkeypatch.setattr(fastconv, 'SMALL_M', small_m)
     with tuning(*block):
         for ksp in KSP:
             for kind in ('conv', 'deconv'):

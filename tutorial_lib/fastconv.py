@@ -129,6 +129,8 @@ MIN_COLS = 256
 # Small maps with many channels (weights at least 1/DEEP of the data): split the work by
 # output channels instead of by columns, so that each thread reads the weights once.
 DEEP = 1.0
+# Weight gradients with at most SMALL_M rows (output channels) use the transposed product.
+SMALL_M = 32
 # Worker threads. None: as many as the BLAS library is set to use (OPENBLAS_NUM_THREADS
 # etc. are honoured); 1: no worker threads, BLAS keeps its own threading.
 THREADS = None
@@ -600,19 +602,25 @@ def _col_outer(src, other, kh, kw, sy, sx, ph, pw):
              lambda r: numpy.matmul(o2[r[0]:r[1]], colT, out=acc[r[0]:r[1]]), threads)
         return acc
 
+    # Few result rows (m <= SMALL_M): single-threaded sgemm is up to 2x faster computing
+    # the transposed product col (k, cols) x g^T (cols, m) than g (m, cols) x col^T; the
+    # choice depends on the shapes only, so results stay reproducible.
+    transposed = m <= SMALL_M
+    shape = (k, m) if transposed else (m, k)
+
     def work(group):
-        acc = numpy.empty((m, k), dtype=dtype)
+        acc = numpy.empty(shape, dtype=dtype)
         for idx, (n0, n1, r0, r1) in enumerate(group):
             nb, cols = n1 - n0, (n1 - n0) * (r1 - r0) * out_w
             col = _scratch('col', k * cols, dtype)
             _im2col_block(src, kh, kw, sy, sx, ph, pw, n0, n1, r0, r1, out_w,
                           col.reshape(c, kh, kw, nb, r1 - r0, out_w))
             g = _block_matrix(other, n0, n1, r0, r1)
-            colT = col.reshape(k, cols).T
+            a, b = (col.reshape(k, cols), g.T) if transposed else (g, col.reshape(k, cols).T)
             if idx == 0:
-                numpy.matmul(g, colT, out=acc)
+                numpy.matmul(a, b, out=acc)
             else:
-                acc += numpy.matmul(g, colT, out=_scratch('acc', m * k, dtype).reshape(m, k))
+                acc += numpy.matmul(a, b, out=_scratch('acc', m * k, dtype).reshape(shape))
         return acc
 
     groups = [plan[g0:g1] for g0, g1 in _split(len(plan), 2 * threads)]
@@ -620,7 +628,7 @@ def _col_outer(src, other, kh, kw, sy, sx, ph, pw):
     acc = parts[0]
     for part in parts[1:]:
         acc += part
-    return acc
+    return numpy.ascontiguousarray(acc.T) if transposed else acc
 
 
 def _flip(W):
