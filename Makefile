@@ -55,8 +55,10 @@ sketches: $(INSTALLED)
 lab: setup
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
 
+# MPLBACKEND: every figure a notebook shows is checked for overlapping or cut texts
+# (tutorial_lib/figcheck.py) before it is displayed
 test: setup
-	QUICK=1 $(PY) -m pytest -q -rs -p no:cacheprovider --nbmake --nbmake-timeout=600 tests notebooks $(PYTEST_ARGS)
+	QUICK=1 MPLBACKEND=module://tutorial_lib.figcheck $(PY) -m pytest -q -rs -p no:cacheprovider --nbmake --nbmake-timeout=600 tests notebooks $(PYTEST_ARGS)
 
 tutorial: setup
 	@mkdir -p build/notebooks

@@ -90,3 +90,34 @@ def test_cell_end_check_keeps_the_last_value():
     assert 'check_open_figures' in code and code.strip().endswith('__figcheck_last__')
     exec(compile(tree, '<cell>', 'exec'), namespace)
     assert namespace['__figcheck_last__'] == 2
+
+
+def _notebook(*cells):
+    import nbformat
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
+    nb.metadata['kernelspec'] = {'name': 'python3', 'display_name': 'Python 3',
+                                 'language': 'python'}
+    return nb
+
+
+def test_a_notebook_cell_with_a_cut_title_fails(monkeypatch, tmp_path):
+    # as `make test` runs the notebooks: the backend from the environment, the check at
+    # plt.show() and at the end of a cell that leaves its figure to be displayed
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+    monkeypatch.setenv('MPLBACKEND', 'module://tutorial_lib.figcheck')
+    bad = "fig, ax = plt.subplots(figsize=(2, 2))\nax.set_title('a title far too long for a figure only two inches wide')"
+    imports = 'import matplotlib.pyplot as plt\nimport tutorial_lib'
+    for last in (bad + '\n1 + 1', bad + '\nplt.show()'):
+        nb = _notebook(imports, last)
+        with pytest.raises(CellExecutionError, match='FigureLayoutError'):
+            NotebookClient(nb, timeout=120, kernel_name='python3',
+                           resources={'metadata': {'path': str(tmp_path)}}).execute()
+    good = _notebook(imports, "fig, ax = plt.subplots(figsize=(4, 3), layout='constrained')\n"
+                     "ax.plot([1, 2])\nax.set_title('fine')\nx = 41\nx + 1")
+    NotebookClient(good, timeout=120, kernel_name='python3',
+                   resources={'metadata': {'path': str(tmp_path)}}).execute()
+    outputs = good.cells[1].outputs
+    assert any('image/png' in o.get('data', {}) for o in outputs)      # still displayed
+    assert any(o.get('data', {}).get('text/plain') == '42' for o in outputs)  # last value kept

@@ -7,6 +7,10 @@ from . import compat  # noqa: F401  (must run before anything imports chainer)
 from . import backend  # noqa: F401,E402  sets CHAINER_CUDNN etc. before chainer is imported
 from . import fastconv  # noqa: E402  faster CPU conv/deconv; TUTORIAL_FASTCONV=0 keeps stock Chainer
 fastconv.enable_from_env()
+if 'tutorial_lib.figcheck' in __import__('os').environ.get('MPLBACKEND', ''):
+    # `make test`: from the next notebook cell on, every figure is checked before it is
+    # shown, also when pyplot picks its backend only at the first figure (figcheck.py)
+    from . import figcheck  # noqa: E402,F401
 
 __version__ = '0.1.0'
 

@@ -368,8 +368,10 @@ def show_rows(rows, labels, credit=None, title=None, cell=1.3):
     import matplotlib.pyplot as plt
     from .viz import finish_figure
     n = max(len(r) for r in rows)
+    # constrained layout makes room for the row labels (tight_layout cannot, next to
+    # pictures of fixed aspect)
     fig, axes = plt.subplots(len(rows), 1, figsize=(cell * n + 1.8, cell * len(rows) + 0.6),
-                             squeeze=False)
+                             squeeze=False, layout='constrained')
     for ax, r, label in zip(axes[:, 0], rows, labels):
         r = [np.repeat(np.asarray(p)[..., None], 3, 2) if np.ndim(p) == 2 else p for p in r]
         ax.imshow(np.concatenate(r, axis=1))

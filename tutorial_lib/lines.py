@@ -505,7 +505,8 @@ def plot_sweep(rows, key='f1', ax=None, title=None):
     from matplotlib.patches import Rectangle
     ks, ts, values = grid(rows, key)
     if ax is None:
-        _, ax = plt.subplots(figsize=(1.6 + 0.8 * len(ts), 0.9 + 0.4 * len(ks)))
+        _, ax = plt.subplots(figsize=(1.6 + 0.8 * len(ts), 0.9 + 0.4 * len(ks)),
+                             layout='constrained')
     lo, hi = np.nanmin(values), np.nanmax(values)
     im = ax.imshow(values, cmap='viridis', vmin=lo, vmax=max(hi, lo + 1e-6), aspect='auto')
     for i in range(len(ks)):

@@ -13,8 +13,11 @@ def _as_displayable(img):
 
 def add_credit(fig, credit):
     """The data credit line, small and gray, at the bottom of a figure (wrapped to its width)."""
-    return fig.text(0.5, 0.005, credit, ha='center', va='bottom', fontsize=7, color='0.35',
-                    wrap=True)
+    import textwrap
+    # about 0.58 em per character of DejaVu Sans at 7 pt, with a margin on both sides
+    chars = max(20, int(fig.get_figwidth() * 72 * 0.9 / (7 * 0.58)))
+    return fig.text(0.5, 0.005, textwrap.fill(credit, chars), ha='center', va='bottom',
+                    fontsize=7, color='0.35')
 
 
 def short_title(title, width=14):
@@ -58,7 +61,7 @@ def show_grid(images, titles=None, ncols=6, size=2.0, credit=None, suptitle=None
     ncols = max(1, min(ncols, n))
     nrows = (n + ncols - 1) // ncols
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + (0.3 if credit else 0)),
-                             squeeze=False)
+                             squeeze=False, layout='constrained')
     for i, ax in enumerate(axes.flat):
         ax.axis('off')
         if i >= n:
