@@ -86,8 +86,10 @@ take and return plain numpy arrays. ``python -m tutorial_lib.bench`` measures th
 
 The same switches (``enable``, ``disable``, ``stock``, ``fast``, ``enable_from_env``) also
 turn on and off :mod:`tutorial_lib.fastbn`, a fused CPU path for batch normalization
-(test-mode ``FixedBatchNormalization`` forward, train-mode forward and backward), and
-:mod:`tutorial_lib.fastadam`, a blocked, threaded Adam update (bit-identical to Chainer's);
+(test-mode ``FixedBatchNormalization`` forward, train-mode forward and backward),
+:mod:`tutorial_lib.fastadam`, a blocked, threaded Adam update, and
+:mod:`tutorial_lib.fastrelu`, ReLU and its gradient on the worker threads (both
+bit-identical to Chainer's);
 ``is_enabled()`` is true only when all are on, and ``stock()``/``fast()`` restore each
 one's previous state.
 """
@@ -737,48 +739,49 @@ _FAST = {_ConvF: _conv_forward_core, _ConvGW: _conv_grad_w_core,
 # Switching
 # ----------------------------------------------------------------------------------
 
+def _companions():
+    """The other fast CPU pieces switched together with the convolutions."""
+    from . import fastadam, fastbn, fastrelu
+    return (fastbn, fastadam, fastrelu)
+
+
 def enable():
-    """Route Chainer's CPU conv/deconv cores (and batch normalization, see
-    :mod:`tutorial_lib.fastbn`) to the fast code (idempotent)."""
-    from . import fastadam, fastbn
+    """Route Chainer's CPU conv/deconv cores (and batch normalization, the Adam update and
+    ReLU, see :mod:`tutorial_lib.fastbn`, :mod:`~tutorial_lib.fastadam`,
+    :mod:`~tutorial_lib.fastrelu`) to the fast code (idempotent)."""
     with _lock:
         for cls, fn in _FAST.items():
             cls._forward_cpu_core = fn
-        fastbn.enable()
-        fastadam.enable()
+        for module in _companions():
+            module.enable()
 
 
 def disable():
-    """Put Chainer's own CPU cores (and batch normalization) back (idempotent)."""
-    from . import fastadam, fastbn
+    """Put Chainer's own CPU cores (and the companions' methods) back (idempotent)."""
     with _lock:
         for cls, fn in _ORIGINAL.items():
             cls._forward_cpu_core = fn
-        fastbn.disable()
-        fastadam.disable()
+        for module in _companions():
+            module.disable()
 
 
 def is_enabled():
-    """True when all three Chainer cores, the batch normalization and the Adam update
-    are the fast ones."""
-    from . import fastadam, fastbn
+    """True when all three Chainer cores and every companion are the fast ones."""
     return (all(cls.__dict__.get('_forward_cpu_core') is fn for cls, fn in _FAST.items())
-            and fastbn.is_enabled() and fastadam.is_enabled())
+            and all(module.is_enabled() for module in _companions()))
 
 
 def _state():
-    from . import fastadam, fastbn
-    return (all(cls.__dict__.get('_forward_cpu_core') is fn for cls, fn in _FAST.items()),
-            fastbn.is_enabled(), fastadam.is_enabled())
+    return ((all(cls.__dict__.get('_forward_cpu_core') is fn for cls, fn in _FAST.items()),)
+            + tuple(module.is_enabled() for module in _companions()))
 
 
 def _restore(state):
-    from . import fastadam, fastbn
     with _lock:
         for cls in _FAST:
             cls._forward_cpu_core = (_FAST if state[0] else _ORIGINAL)[cls]
-        (fastbn.enable if state[1] else fastbn.disable)()
-        (fastadam.enable if state[2] else fastadam.disable)()
+        for module, on in zip(_companions(), state[1:]):
+            (module.enable if on else module.disable)()
 
 
 @contextlib.contextmanager
