@@ -1,11 +1,13 @@
 """CPU speed benchmark: stock Chainer 7.8.1 against tutorial_lib's fast conv path
 (:mod:`tutorial_lib.fastconv`, which switches :mod:`tutorial_lib.fastbn`'s batch
-normalization with it).
+normalization, :mod:`tutorial_lib.fastadam`'s Adam update and :mod:`tutorial_lib.fastrelu`
+with it).
 
     python -m tutorial_lib.bench            # or: make bench  (a few minutes)
     python -m tutorial_lib.bench --quick    # smoke run: tiny sizes, one repeat
+    make bench-torch                        # + PyTorch CPU side by side (separate venv)
 
-Four workloads, each timed on stock Chainer and on :mod:`tutorial_lib.fastconv` in the same
+Six workloads, each timed on stock Chainer and on :mod:`tutorial_lib.fastconv` in the same
 process, interleaved (stock, fast, fast, stock, ...) after a warm-up, so that other programs
 slow both alike; the medians are reported:
 
@@ -15,7 +17,26 @@ slow both alike; the medians are reported:
 * ``infer512``: one 512 px picture through the full-width U-Net with 4 input channels
   (the stage-2 input: line + upsampled colors), ``train=False``, no graph;
 * ``dis_step``: one Adam step of the discriminator, batch 8 at 128 px, softmax cross
-  entropy.
+  entropy;
+* ``dis_classroom``: the same at the classroom width 0.25 (the Ad-boss of the classroom
+  configurations);
+* ``hint_classroom``: one L2 Adam step of the shipped hint model
+  (:class:`~tutorial_lib.hint_unet.HintFillUNET`, width 0.25, 128 px, batch 8, committed
+  sample pictures with simulated hints; its bucket fill is part of the step).
+
+``profile`` (fast path, ``--profile WORKLOAD`` to choose; default the classroom and the full
+train steps): the self time of every Chainer function type per step, forward and backward
+apart (nodes run inside a backward -- a convolution's input and weight gradients -- listed
+as ``(in backward)``), the optimizer update and the rest ('other'), as a table and under
+``profile`` in the JSON; cProfile's view of the calling thread goes to
+``build/bench-profile.txt``.
+
+``--torch PYTHON`` (``make bench-torch``): the same U-Net in PyTorch CPU, run by
+``torch_bench_worker.py`` in a separate environment (never a course requirement), is timed
+step by step interleaved with ours (ours, theirs, theirs, ours, ...) for
+``train128_full``, ``train128_classroom`` and ``infer512``; ``torch_ratio_<workload>`` =
+our median / PyTorch's (above 1: tutorial_lib is slower). Both networks must have the same
+parameter count, or the bench stops.
 
 ``latency`` (not a stock/fast comparison): the hint canvas's stroke-to-result time with the
 shipped classroom checkpoints on the CPU, stage 1 alone (128 px) and stage 1 + stage 2
