@@ -118,6 +118,17 @@ def harsh_adboss(gens, pairs, weights):
     return sorted(rows, key=lambda r: r['adv_weight'])
 
 
+def lost_lines_map(lines, picture):
+    """Where a picture lost its lines: uint8 RGB, ink still dark in ``picture`` light gray,
+    ink that turned light (luminance >= metrics.DARK) red, everything else white."""
+    ink = np.asarray(lines) < metrics.INK
+    lost = ink & (metrics.luminance(np.asarray(picture)[None])[0] >= metrics.DARK)
+    out = np.full(ink.shape + (3,), 255, np.uint8)
+    out[ink] = (190, 190, 190)
+    out[lost] = (220, 30, 30)
+    return out
+
+
 # ------------------------------------------------- 2. one local hint, far-away change
 
 def pick_spot(line, color, rng):

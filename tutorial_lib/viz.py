@@ -20,6 +20,23 @@ def add_credit(fig, credit):
                     fontsize=7, color='0.35')
 
 
+def busiest_window(line, side):
+    """(rows, cols) slices of the ``side`` x ``side`` window of a line drawing (uint8, 255 =
+    paper) with the most ink, on a grid of side/4 steps: where a zoom shows content."""
+    ink = (np.asarray(line) < 128).astype(np.float64)
+    h, w = ink.shape[:2]
+    side = min(side, h, w)
+    step = max(1, side // 4)
+    best, where = -1.0, (0, 0)
+    for y in range(0, h - side + 1, step):
+        for x in range(0, w - side + 1, step):
+            count = ink[y:y + side, x:x + side].sum()
+            if count > best:
+                best, where = count, (y, x)
+    y, x = where
+    return slice(y, y + side), slice(x, x + side)
+
+
 def short_title(title, width=14):
     """A title that fits a small grid cell: words wrapped, a long hexcode such as
     1F9DC-1F3FB-200D-2642-FE0F on two or three lines, cut at its dashes."""
