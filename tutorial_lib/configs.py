@@ -39,6 +39,8 @@ class TrainConfig:
     # the networks
     width: float = 0.25           # channel multiplier: 1 = the blog
     in_ch: int = 1                # 1 = line only; 4 = line + RGB hints (a later notebook)
+    init_from: Optional[str] = None  # warm start the U-Net from this shipped checkpoint
+    #                               (a name in data/checkpoints/ or a gen.npz path)
     # the data
     data: str = 'openmoji'        # 'openmoji' (train split of the built cache),
     #                               'samples' (the committed samples), 'synthetic'
@@ -115,6 +117,18 @@ CONFIGS = {
         'classroom_l2_extracted', 'as classroom_l2, trained on OpenCV-extracted lines '
         '(the blog\'s data) instead of the human line layer', lines='extracted',
         **_CLASSROOM),
+    # Notebook 03's GAN lesson within a CPU budget: start from the shipped L2 U-Net (it
+    # already draws the picture right) and train on with PaintsChainer's released recipe,
+    # L1 + the Ad-boss, at two weights: one where color appears, one where it takes over.
+    'classroom_gan_color': TrainConfig(
+        'classroom_gan_color', 'warm start from classroom_l2, L1 + Ad-boss (the '
+        'released recipe) at a weight where color appears',
+        rec_loss='l1', adv_weight=0.1, init_from='classroom_l2',
+        **dict(_CLASSROOM, iterations=1200)),
+    'classroom_gan_harsh': TrainConfig(
+        'classroom_gan_harsh', 'warm start from classroom_l2, L1 + an Ad-boss weighted so '
+        'high that it takes over', rec_loss='l1', adv_weight=1.0, init_from='classroom_l2',
+        **dict(_CLASSROOM, iterations=1200)),
     'blog_l2': TrainConfig(
         'blog_l2', 'the blog\'s scale (GPU): width 1, 128 px, batch 16, L2 only',
         width=1.0, size=128, batch_size=16, iterations=20000, alpha_g=1e-4,

@@ -546,6 +546,10 @@ def build_models(config, backend=None, gen_fn=None):
     np.random.seed(config.seed)  # Chainer's initializers draw from numpy's generator
     gen = (gen_fn or UNET)(in_ch=config.in_ch, width=config.width)
     dis = DIS(width=config.width, image_size=config.size) if config.adversarial else None
+    init = getattr(config, 'init_from', None)
+    if init and gen_fn is None:    # warm start: every weight (and BN statistic) copied
+        path = checkpoints_dir() / init / 'gen.npz'
+        gen.copyparams(load_gen(str(path) if path.exists() else init))
     for m in (gen, dis):
         if m is not None:
             m.to_device(b.chainer_device)
