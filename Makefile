@@ -79,7 +79,7 @@ $(TORCH_VENV)/.installed:
 	@touch $@
 
 bench-torch: $(INSTALLED) $(TORCH_VENV)/.installed
-	$(PY) -m tutorial_lib.bench --torch $(TORCH_VENV)/bin/python $(BENCH_ARGS)
+	$(PY) -m tutorial_lib.bench --only torch --torch $(TORCH_VENV)/bin/python $(BENCH_ARGS)
 
 # GPU check (docs/gpu.md): needs CuPy (pip install -e .[gpu]). With the default PY it sets
 # up .venv first; `make gpu-check PY=python3` uses that Python as it is and installs
