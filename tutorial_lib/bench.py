@@ -659,6 +659,12 @@ def main(argv=None):
         result['torch'] = dict(found, threads=threads, stand_in=bool(args.torch_stand_in))
         for key, entry in found.items():
             result['torch_ratio_' + key] = entry['ratio']
+        busy = load_average()
+        if busy and busy[0] > 0.5 * (os.cpu_count() or 1):
+            print('note: load average %.1f on %d CPUs: PyTorch\'s OpenMP threads wait for '
+                  'each other when another program holds a core (far more than the fast '
+                  "path's threads do), so these ratios flatter tutorial_lib; rerun on a "
+                  'quiet machine' % (busy[0], os.cpu_count() or 1))
 
     if not args.only or 'latency' in args.only:
         # after the loop: measured with the fast path as this process normally runs it
