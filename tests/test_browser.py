@@ -212,12 +212,23 @@ def test_paint_a_stroke_in_notebook_06(lab):
 
             draw = page.locator('.hint-canvas-draw').first
             draw.scroll_into_view_if_needed()
-            page.locator("button[title='%s']" % GREEN).first.click()   # palette square
             result = page.locator('.hint-canvas-result').first
 
             def canvas_pixels():            # what the result <canvas> holds, exactly
                 url = result.evaluate('c => c.toDataURL("image/png")')
                 return decode_png(base64.b64decode(url.split(',', 1)[1])).astype(int)
+
+            def shown_result():             # the picture Python last drew into the canvas
+                return cv2.imread(str(log / 'sample_result.png'), cv2.IMREAD_COLOR).astype(int)
+            # the notebook's preset strokes include one in the phone's screen: clear them, so
+            # that the stroke below is the only hint in its region
+            page.locator('.hint-canvas').first.locator('button:has-text("clear")').click()
+            before = wait_for(lambda: (lambda r: r if r and r['n_strokes'] == 0 and
+                                       r['recolors'] > before['recolors'] else None)(
+                read_log(log)), 60, 'the canvas to clear and recolor')
+            wait_for(lambda: np.abs(canvas_pixels() - shown_result()).max() <= 2, 30,
+                     'the result canvas to show the cleared picture')
+            page.locator("button[title='%s']" % GREEN).first.click()   # palette square
             shot_before = decode_png(result.screenshot()).astype(int)
             pixels_before = canvas_pixels()
             # ipycanvas draws a MultiCanvas's layers into this one <canvas>, which receives
@@ -257,7 +268,7 @@ def test_paint_a_stroke_in_notebook_06(lab):
             # the page shows the new result: the canvas now holds, pixel for pixel (up to
             # the browser's rounding), the picture Python drew into it, and it differs from
             # before (how much depends on how strongly the checkpoint reacts to hints)
-            wanted = cv2.imread(str(log / 'sample_result.png'), cv2.IMREAD_COLOR).astype(int)
+            wanted = shown_result()
             assert np.abs(wanted - pixels_before).max() > 2, 'the new result looks like the old'
 
             wait_for(lambda: np.abs(canvas_pixels() - wanted).max() <= 2, 30,
