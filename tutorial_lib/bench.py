@@ -1,7 +1,6 @@
 """CPU speed benchmark: stock Chainer 7.8.1 against tutorial_lib's fast conv path
 (:mod:`tutorial_lib.fastconv`, which switches :mod:`tutorial_lib.fastbn`'s batch
-normalization, :mod:`tutorial_lib.fastadam`'s Adam update and :mod:`tutorial_lib.fastrelu`
-with it).
+normalization and :mod:`tutorial_lib.fastadam`'s Adam update with it).
 
     python -m tutorial_lib.bench            # or: make bench  (a few minutes)
     python -m tutorial_lib.bench --quick    # smoke run: tiny sizes, one repeat

@@ -86,10 +86,11 @@ take and return plain numpy arrays. ``python -m tutorial_lib.bench`` measures th
 
 The same switches (``enable``, ``disable``, ``stock``, ``fast``, ``enable_from_env``) also
 turn on and off :mod:`tutorial_lib.fastbn`, a fused CPU path for batch normalization
-(test-mode ``FixedBatchNormalization`` forward, train-mode forward and backward),
-:mod:`tutorial_lib.fastadam`, a blocked, threaded Adam update, and
-:mod:`tutorial_lib.fastrelu`, ReLU and its gradient on the worker threads (both
-bit-identical to Chainer's);
+(test-mode ``FixedBatchNormalization`` forward, train-mode forward and backward), and
+:mod:`tutorial_lib.fastadam`, a blocked, threaded Adam update (bit-identical to
+Chainer's); ReLU stays Chainer's (a threaded, blocked ReLU and ReLU gradient were measured
+slightly slower than numpy's single pass here: memory-bound, one core already saturates
+the memory bandwidth);
 ``is_enabled()`` is true only when all are on, and ``stock()``/``fast()`` restore each
 one's previous state.
 """
@@ -741,14 +742,14 @@ _FAST = {_ConvF: _conv_forward_core, _ConvGW: _conv_grad_w_core,
 
 def _companions():
     """The other fast CPU pieces switched together with the convolutions."""
-    from . import fastadam, fastbn, fastrelu
-    return (fastbn, fastadam, fastrelu)
+    from . import fastadam, fastbn
+    return (fastbn, fastadam)
 
 
 def enable():
-    """Route Chainer's CPU conv/deconv cores (and batch normalization, the Adam update and
-    ReLU, see :mod:`tutorial_lib.fastbn`, :mod:`~tutorial_lib.fastadam`,
-    :mod:`~tutorial_lib.fastrelu`) to the fast code (idempotent)."""
+    """Route Chainer's CPU conv/deconv cores (and batch normalization and the Adam update,
+    see :mod:`tutorial_lib.fastbn`, :mod:`~tutorial_lib.fastadam`) to the fast code
+    (idempotent)."""
     with _lock:
         for cls, fn in _FAST.items():
             cls._forward_cpu_core = fn
