@@ -124,11 +124,11 @@ CONFIGS = {
         'classroom_gan_color', 'warm start from classroom_l2, L1 + Ad-boss (the '
         'released recipe) at a weight where color appears',
         rec_loss='l1', adv_weight=0.1, init_from='classroom_l2',
-        **dict(_CLASSROOM, iterations=1200)),
+        **dict(_CLASSROOM, iterations=800)),
     'classroom_gan_harsh': TrainConfig(
         'classroom_gan_harsh', 'warm start from classroom_l2, L1 + an Ad-boss weighted so '
         'high that it takes over', rec_loss='l1', adv_weight=1.0, init_from='classroom_l2',
-        **dict(_CLASSROOM, iterations=1200)),
+        **dict(_CLASSROOM, iterations=800)),
     'blog_l2': TrainConfig(
         'blog_l2', 'the blog\'s scale (GPU): width 1, 128 px, batch 16, L2 only',
         width=1.0, size=128, batch_size=16, iterations=20000, alpha_g=1e-4,
