@@ -172,23 +172,15 @@ def decode_png(data):
 
 
 def region_share_near(result_bgr, stroke, max_distance=25):
-    """Share of the pixels of the closed region under the stroke (fill.regions of the
-    sample's line art, at its own size) whose color in the result is within
-    ``max_distance`` (CIE Lab) of the stroke's color."""
+    """Share of the closed region under the stroke (``fill.regions`` of the sample's line
+    art, at its own size) whose color in the result is within ``max_distance`` (CIE Lab)
+    of the stroke's color."""
     from tutorial_lib import fill
     line = cv2.imread(str(SAMPLE), cv2.IMREAD_GRAYSCALE)
-    labels, _ = fill.regions(line)
-    hit = {int(labels[int(y), int(x)]) for x, y in stroke['points']}
-    assert len(hit) == 1 and 0 not in hit, 'the stroke is not inside one closed region: %s' % hit
-    region = labels == hit.pop()
     h, w = line.shape
     shown = cv2.resize(result_bgr.astype(np.uint8), (w, h), interpolation=cv2.INTER_AREA)
-
-    def lab(bgr):
-        return cv2.cvtColor(bgr.astype(np.float32) / 255, cv2.COLOR_BGR2Lab)
-    target = lab(np.array([[stroke['color'][::-1]]], np.float32))[0, 0]
-    distance = np.linalg.norm(lab(shown)[region] - target, axis=1)
-    return float((distance <= max_distance).mean())
+    return fill.region_obeys(shown[..., ::-1], line, stroke['points'], stroke['color'],
+                             max_distance)
 
 
 def test_paint_a_stroke_in_notebook_06(lab):

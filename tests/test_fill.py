@@ -92,3 +92,15 @@ def test_fill_method_scores_a_perfect_region_picture_higher_with_hints():
     rows = stage2.hints_curve(stage2.fill_method, Pairs, counts=(0, 200), radius=0)
     assert rows[1]['psnr'] > rows[0]['psnr'] + 5
     assert rows[1]['hint_error_colored'] < 1.0    # every hinted region takes its exact color
+
+
+def test_region_obeys_measures_the_share_of_the_region_near_the_color():
+    line = box()
+    result = np.full((64, 64, 3), 255, np.uint8)
+    result[11:40, 11:25] = (0, 0, 255)          # about half of the square's inside is blue
+    # the closed region is the inside less the 2-px margin: x and y 13..37 (25 x 25 px)
+    share = fill.region_obeys(result, line, [(20, 20)], (0, 0, 255))
+    assert share == pytest.approx(12 / 25)      # blue columns 13..24
+    assert fill.region_obeys(result, line, [(30, 30)], (255, 255, 255)) == pytest.approx(13 / 25)
+    with pytest.raises(ValueError, match='one closed region'):
+        fill.region_obeys(result, line, [(20, 20), (5, 5)], (0, 0, 255))

@@ -105,6 +105,24 @@ def region_picture(labels, seed=0):
     return lut[labels]
 
 
+def region_obeys(result, line, points, color, max_distance=25.0):
+    """Did a hint take? The share of the closed region under ``points`` (x, y pixels of
+    ``line``; all in one region, else ValueError) whose color in ``result`` (uint8 RGB, the
+    line's size) lies within ``max_distance`` (CIE Lab) of ``color`` (r, g, b)."""
+    labels, _ = regions(line)
+    hit = {int(labels[int(y), int(x)]) for x, y in points}
+    if len(hit) != 1 or 0 in hit:
+        raise ValueError('the points %s are not inside one closed region (regions under them: '
+                         '%s; 0 = a line or its margin)' % (list(points), sorted(hit)))
+    region = labels == hit.pop()
+
+    def lab(rgb):
+        return cv2.cvtColor(np.asarray(rgb, np.float32) / 255, cv2.COLOR_RGB2Lab)
+    target = lab(np.array([[color]], np.float32))[0, 0]
+    distance = np.linalg.norm(lab(result)[region] - target, axis=1)
+    return float((distance <= max_distance).mean())
+
+
 def paint(line, fill, filled, background=None):
     """The fill on ``background`` (default white paper; e.g. a network's output for the
     hybrid), the line art multiplied on top -> uint8 RGB (H,W,3)."""
