@@ -25,9 +25,10 @@ import chainer.functions as F
 import numpy as np
 
 from . import fill as fill_mod
-from .backend import to_cpu
 from . import hints as hints_mod
-from .models import UNET, copy_persistents
+from . import models as models_mod
+from .backend import to_cpu
+from .models import UNET
 
 INNER_CHANNELS = 9      # line, hint RGB, hint mask, fill RGB, fill mask
 GATE_BIAS = 3.0         # sigmoid(3) = 0.95: start by trusting the fill
@@ -82,17 +83,5 @@ class HintFillUNET(chainer.Chain):
         if source.width != self.width:
             raise ValueError('cannot warm-start width %g from width %g'
                              % (self.width, source.width))
-        theirs = dict(source.namedparams())
-        for name, p in self.unet.namedparams():
-            a = to_cpu(theirs[name].array)
-            w = to_cpu(p.array).copy()
-            if name in ('/c0/W',):
-                w[:, :a.shape[1]] = a
-                w[:, a.shape[1]:] = 0
-            elif name in ('/dc0/W', '/dc0/b'):
-                w[:a.shape[0]] = a
-            else:
-                w = a
-            p.array[...] = self.xp.asarray(w)
-        copy_persistents(self.unet, source)
+        models_mod.warm_start(self.unet, source)
         return self

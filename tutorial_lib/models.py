@@ -384,6 +384,29 @@ def save_weights(link, path, meta=None):
             np.savez_compressed(f, **arrays)
 
 
+def warm_start(dst, src):
+    """Copy a trained U-Net ``src`` into ``dst`` (same layer names, same width), in place,
+    on ``dst``'s device; ``dst`` may have more input channels (c0) or outputs (dc0).
+
+    Where a weight of ``dst`` is larger, the overlap is copied; extra *input* channels are
+    set to zero (they read inputs ``src`` never had, so ``dst`` computes what ``src``
+    computes until training teaches it to read them) and extra *outputs* keep ``dst``'s
+    own initial values. BatchNorm statistics are copied too (:func:`copy_persistents`).
+    """
+    from .backend import to_cpu
+    theirs = dict(src.namedparams())
+    for name, p in dst.namedparams():
+        a, w = to_cpu(theirs[name].array), to_cpu(p.array).copy()
+        if any(n > m for n, m in zip(a.shape, w.shape)) or a.ndim != w.ndim:
+            raise ValueError('cannot warm-start %s %s from %s' % (name, w.shape, a.shape))
+        if a.ndim > 1 and w.shape[1] > a.shape[1]:
+            w[:, a.shape[1]:] = 0
+        w[tuple(slice(0, n) for n in a.shape)] = a
+        p.array[...] = dst.xp.asarray(w)
+    copy_persistents(dst, src)
+    return dst
+
+
 def copy_persistents(dst, src):
     """Copy every persistent value (BatchNorm statistics) of ``src`` into the link of the
     same path in ``dst``, on ``dst``'s device: half of a warm start (weights are the other)."""

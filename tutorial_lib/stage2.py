@@ -56,7 +56,8 @@ from . import hints as hints_mod
 from . import metrics as metrics_mod
 from . import training
 from .hint_unet import HintFillUNET
-from .models import UNET, colorize, copy_persistents, encode_colors, encode_lines, load_weights, read_meta
+from .models import UNET, colorize, encode_colors, encode_lines, load_weights, read_meta
+from .models import warm_start as models_warm_start
 
 # ideepcolor (Zhang et al. 2017, "Real-Time User-Guided Image Colorization with Learned
 # Deep Priors"), PSNR on ImageNet vs the number of hint points sampled from the truth.
@@ -95,17 +96,7 @@ def warm_start(gen, source):
     if src.width != gen.width or src.in_ch > gen.in_ch:
         raise ValueError('cannot warm-start a width-%g in_ch=%d U-Net from a width-%g in_ch=%d '
                          'one' % (gen.width, gen.in_ch, src.width, src.in_ch))
-    from .backend import to_cpu
-    theirs = dict(src.namedparams())
-    for name, p in gen.namedparams():
-        a = to_cpu(theirs[name].array)
-        if name == '/c0/W' and a.shape != p.array.shape:
-            w = np.zeros(p.array.shape, np.float32)
-            w[:, :a.shape[1]] = a
-            a = w
-        p.array[...] = gen.xp.asarray(a)
-    copy_persistents(gen, src)
-    return gen
+    return models_warm_start(gen, src)
 
 
 class Stage2UNET(UNET):
