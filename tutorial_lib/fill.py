@@ -21,7 +21,7 @@ flat), and every region nobody hinted.
 import cv2
 import numpy as np
 
-INK_THRESHOLD = 128   # line pixels darker than this are ink
+from .hints import INK_THRESHOLD   # line pixels darker than this are ink
 CLOSE = 2             # px: ink is widened by this much to close gaps in outlines
 GROW = 3              # px: how far the fill grows back over the closing margin
 

@@ -33,6 +33,8 @@ EMPTY = -2.0              # value of all three hint channels where there is no h
 MAX_RADIUS = 1e6          # the largest Stroke radius accepted, in source pixels
 MAX_HINT_SIDE = 4096      # load_hint_png refuses larger hint images (from the header)
 EMPTY_THRESHOLD = -1.5    # halfway between black (-1) and EMPTY: decode's decision line
+PAPER_LEVEL = 235         # a true pixel whose channels are all >= this is paper
+INK_THRESHOLD = 128       # a line-art pixel darker than this is ink
 
 
 # ------------------------------------------------------------------------------ encoding
@@ -119,7 +121,7 @@ class HintConfig:
     dot_size: tuple = (1, 3)            # side of the square dot in pixels, inclusive
     noise_sigma: float = 8.0            # Gaussian color noise, uint8 units (users are sloppy)
     avoid_ink: bool = False             # place no dot on ink pixels (needs the line image)
-    ink_threshold: int = 128            # line pixels darker than this are ink
+    ink_threshold: int = INK_THRESHOLD  # line pixels darker than this are ink
     # 'uniform' (the textbook): positions uniform, a dot's color = mean under it.
     # 'informative' (beyond the blog): most dots where a user clicks -- on colored pixels
     # clear of the lines -- each a single color taken at its center and drawn only on the
@@ -127,7 +129,7 @@ class HintConfig:
     placement: str = 'uniform'
     p_colored: float = 0.75             # informative: share of dots on colored, off-ink pixels
     p_paper: float = 0.10               # ... on paper; the rest anywhere (uniform, mean color)
-    paper_level: int = 235              # a true pixel is paper when all channels >= this
+    paper_level: int = PAPER_LEVEL      # a true pixel is paper when all channels >= this
 
     def __post_init__(self):
         if not (0 <= self.p_none and 0 <= self.p_few and self.p_none + self.p_few <= 1):

@@ -547,7 +547,6 @@ def hint_error(outputs, hint_rgb, mask):
 # what one click with the canvas's smallest round brush leaves. Single pixels (radius 0)
 # are the harder variant, also recorded.
 CURVE_RADIUS = 2
-PAPER_LEVEL = 235    # a true pixel whose channels are all >= this is paper
 
 
 def hints_curve(gen, pairs, counts=HINT_COUNTS, seed=0, radius=0, lines=None,
@@ -597,18 +596,18 @@ def hints_curve(gen, pairs, counts=HINT_COUNTS, seed=0, radius=0, lines=None,
     return rows
 
 
-def hint_landing(lines, colors, masks, ink=128, paper=PAPER_LEVEL):
+def hint_landing(lines, colors, masks):
     """Where hinted pixels land: shares on ink, on paper and on colored pixels off the ink
-    -> dict(ink=, paper=, colored=, pixels=)."""
+    (:func:`colored_off_ink`) -> dict(ink=, paper=, colored=, pixels=)."""
     m = np.asarray(masks, bool)
-    on_ink = m & (np.asarray(lines) < ink)
-    on_paper = m & ~on_ink & (np.asarray(colors) >= paper).all(axis=-1)
+    on_ink = m & (np.asarray(lines) < fill_mod.INK_THRESHOLD)
+    on_colored = m & colored_off_ink(lines, colors)
     n = max(int(m.sum()), 1)
-    return dict(ink=on_ink.sum() / n, paper=on_paper.sum() / n,
-                colored=(m & ~on_ink & ~on_paper).sum() / n, pixels=int(m.sum()))
+    return dict(ink=on_ink.sum() / n, paper=(m & ~on_ink & ~on_colored).sum() / n,
+                colored=on_colored.sum() / n, pixels=int(m.sum()))
 
 
-def colored_off_ink(lines, colors, ink=128, paper=PAPER_LEVEL):
+def colored_off_ink(lines, colors, ink=fill_mod.INK_THRESHOLD, paper=hints_mod.PAPER_LEVEL):
     """Pixels where a user would put a hint: not ink in the line art, not paper in the
     truth (some channel below ``paper``) -> bool (N,H,W)."""
     return (np.asarray(lines) >= ink) & (np.asarray(colors) < paper).any(axis=-1)
