@@ -620,9 +620,16 @@ def fill_method(lines, hint_rgb, mask):
 
 def hybrid_method(gen):
     """Network + bucket fill as a hints-curve method: ``gen``'s colors without hints, the
-    fill pasted over them where a region is hinted, the lines on top."""
+    fill pasted over them where a region is hinted, the lines on top. The no-hint colors
+    are computed once per set of lines, not once per hint count."""
+    background = {}
+
     def color_fn(lines, hint_rgb, mask):
-        return fill_mod.fill_pictures(lines, hint_rgb, mask, backgrounds=colorize(gen, lines))
+        key = hashlib.sha1(np.ascontiguousarray(lines).tobytes()).hexdigest()
+        if key not in background:
+            background.clear()
+            background[key] = colorize(gen, lines)
+        return fill_mod.fill_pictures(lines, hint_rgb, mask, backgrounds=background[key])
     return color_fn
 
 
