@@ -157,21 +157,25 @@ class _phase:
             _PHASES[self.name] = _PHASES.get(self.name, 0.0) + time.perf_counter() - self.t0
 
 
-def _l2_step(model, x, t):
-    """One Adam step with an L2 loss (the course's classroom_l2 recipe)."""
+def _adam_step(model, loss_of):
+    """One Adam step of ``model`` on ``loss_of(model)``, timed by phase."""
     opt = chainer.optimizers.Adam(alpha=1e-4)
     opt.setup(model)
 
     def step():
         with _phase('forward'):
-            y = model(x)
-            loss = F.mean_squared_error(y, t)
+            loss = loss_of(model)
         with _phase('backward'):
             model.cleargrads()
             loss.backward()
         with _phase('optimizer update'):
             opt.update()
     return step
+
+
+def _l2_step(model, x, t):
+    """One Adam step with an L2 loss (the course's classroom_l2 recipe)."""
+    return _adam_step(model, lambda m: F.mean_squared_error(m(x), t))
 
 
 def unet_train_step(width, size, batch, in_ch=1):
@@ -215,21 +219,10 @@ def unet_inference(width, size, in_ch=4):
 def dis_train_step(width, size, batch, image_size=None):
     np.random.seed(0)
     model = DIS(width=width, image_size=image_size)
-    opt = chainer.optimizers.Adam(alpha=1e-4)
-    opt.setup(model)
     rs = np.random.RandomState(1)
     x = rs.uniform(-1, 1, (batch, 3, size, size)).astype(np.float32)
     t = rs.randint(0, 2, batch).astype(np.int32)
-
-    def step():
-        with _phase('forward'):
-            loss = F.softmax_cross_entropy(model(x), t)
-        with _phase('backward'):
-            model.cleargrads()
-            loss.backward()
-        with _phase('optimizer update'):
-            opt.update()
-    return step
+    return _adam_step(model, lambda m: F.softmax_cross_entropy(m(x), t))
 
 
 def time_interleaved(fn, repeats, warmup=1):
