@@ -56,16 +56,16 @@ lab: setup
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)
 
 # MPLBACKEND: every figure a notebook shows is checked for overlapping or cut texts
-# (tutorial_lib/figcheck.py) before it is displayed
+# (tutorial_lib/infra/figcheck.py) before it is displayed
 test: setup
-	QUICK=1 MPLBACKEND=module://tutorial_lib.figcheck $(PY) -m pytest -q -rs -p no:cacheprovider --nbmake --nbmake-timeout=600 tests notebooks $(PYTEST_ARGS)
+	QUICK=1 MPLBACKEND=module://tutorial_lib.infra.figcheck $(PY) -m pytest -q -rs -p no:cacheprovider --nbmake --nbmake-timeout=600 tests notebooks $(PYTEST_ARGS)
 
 tutorial: setup
 	@mkdir -p build/notebooks
-	QUICK=1 $(PY) -m tutorial_lib.run_notebooks notebooks build/notebooks
+	QUICK=1 $(PY) -m tutorial_lib.infra.run_notebooks notebooks build/notebooks
 
 bench: $(INSTALLED)
-	$(PY) -m tutorial_lib.bench
+	$(PY) -m tutorial_lib.infra.bench
 
 # Optional: the same architectures in PyTorch CPU, timed in the same run, interleaved with
 # tutorial_lib's steps -> torch_ratio_* in build/bench.json. PyTorch lives in its own venv
@@ -79,14 +79,14 @@ $(TORCH_VENV)/.installed:
 	@touch $@
 
 bench-torch: $(INSTALLED) $(TORCH_VENV)/.installed
-	$(PY) -m tutorial_lib.bench --only torch --torch $(TORCH_VENV)/bin/python $(BENCH_ARGS)
+	$(PY) -m tutorial_lib.infra.bench --only torch --torch $(TORCH_VENV)/bin/python $(BENCH_ARGS)
 
 # GPU check (docs/gpu.md): needs CuPy (pip install -e .[gpu]). With the default PY it sets
 # up .venv first; `make gpu-check PY=python3` uses that Python as it is and installs
 # nothing (an offline GPU machine prepared with tools/device_run.sh's wheels).
 GPU_REPORT ?= build/gpu-report.md
 gpu-check: $(if $(filter $(VENV)/bin/python,$(PY)),$(INSTALLED))
-	$(PY) -m tutorial_lib.gpu_check --out $(GPU_REPORT) $(GPU_CHECK_ARGS)
+	$(PY) -m tutorial_lib.infra.gpu_check --out $(GPU_REPORT) $(GPU_CHECK_ARGS)
 
 # Data-parallel training over MPI (docs/distributed.md). setup-distributed installs the
 # `distributed` extra (mpi4py + MPICH from PyPI, mpiexec lands in .venv/bin); with an MPI

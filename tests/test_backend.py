@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tutorial_lib import backend
+from tutorial_lib.infra import backend
 
 
 def test_cpu_forced(monkeypatch):

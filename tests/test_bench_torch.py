@@ -10,7 +10,8 @@ import time
 import pytest
 
 import tutorial_lib  # noqa: F401
-from tutorial_lib import bench, fastconv, models
+from tutorial_lib import models
+from tutorial_lib.infra import bench, fastconv
 
 
 def load_worker():

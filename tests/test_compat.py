@@ -1,4 +1,4 @@
-"""Chainer 7.8.1 must import and work through tutorial_lib.compat."""
+"""Chainer 7.8.1 must import and work through tutorial_lib.infra.compat."""
 import subprocess
 import sys
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import tutorial_lib
-from tutorial_lib import selfcheck
+from tutorial_lib.infra import selfcheck
 from helpers_venv import REPO, find_python, make_venv
 
 
@@ -27,9 +27,9 @@ def test_plain_chainer_import_fails_without_compat():
 
 
 def test_compat_is_idempotent():
-    before = list(tutorial_lib.compat.PATCHES)
-    tutorial_lib.compat.apply()
-    assert tutorial_lib.compat.PATCHES == before
+    before = list(tutorial_lib.infra.compat.PATCHES)
+    tutorial_lib.infra.compat.apply()
+    assert tutorial_lib.infra.compat.PATCHES == before
     assert np.float is float and 'int' in np.sctypes
 
 
@@ -46,7 +46,7 @@ def test_selfcheck_matrix(tmp_path, python_version, numpy_spec):
         pytest.skip('python%s is not installed here' % python_version)
     py = make_venv(python, tmp_path / 'venv',
                    ['chainer==7.8.1', 'setuptools<81', numpy_spec])
-    proc = subprocess.run([py, '-m', 'tutorial_lib.selfcheck'], cwd=REPO,
+    proc = subprocess.run([py, '-m', 'tutorial_lib.infra.selfcheck'], cwd=REPO,
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert 'self-check: 6 of 6 checks passed' in proc.stdout
@@ -72,6 +72,6 @@ def test_version_check_of_the_matrix_can_fail():
         with pytest.raises(AssertionError):
             assert_versions(out, py, spec)
     # and on this environment's own self-check
-    proc = subprocess.run([sys.executable, '-m', 'tutorial_lib.selfcheck'], cwd=REPO,
+    proc = subprocess.run([sys.executable, '-m', 'tutorial_lib.infra.selfcheck'], cwd=REPO,
                           capture_output=True, text=True)
     assert_versions(proc.stdout, '%d.%d' % sys.version_info[:2], 'numpy==' + np.__version__)

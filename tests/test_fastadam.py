@@ -1,4 +1,4 @@
-"""tutorial_lib.fastadam: the fused Adam update must leave parameters and Adam state bit for
+"""tutorial_lib.infra.fastadam: the fused Adam update must leave parameters and Adam state bit for
 bit equal to stock Chainer's after several steps (float32 and float64, with weight decay
 and Adam's own weight_decay_rate, blocks over several threads), be switched by
 fastconv.enable/disable/stock, keep snapshots loadable both ways, and leave everything it
@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import tutorial_lib  # noqa: F401  (compat shim before chainer)
-from tutorial_lib import fastadam, fastconv, training
+from tutorial_lib import training
+from tutorial_lib.infra import fastadam, fastconv
 import chainer
 import chainer.functions as F
 import chainer.links as L

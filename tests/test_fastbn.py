@@ -1,4 +1,4 @@
-"""tutorial_lib.fastbn: the fused CPU batch normalization must compute what stock Chainer
+"""tutorial_lib.infra.fastbn: the fused CPU batch normalization must compute what stock Chainer
 computes (to float rounding) in test and train mode, keep every gradient (double backward
 included) Chainer's, be switched by fastconv.enable/disable/stock, and fall back to
 Chainer's code for what it does not handle."""
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import tutorial_lib  # noqa: F401  (compat shim before chainer)
-from tutorial_lib import fastbn, fastconv
+from tutorial_lib.infra import fastbn, fastconv
 import chainer
 import chainer.functions as F
 from chainer import gradient_check

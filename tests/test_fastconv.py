@@ -1,4 +1,4 @@
-"""tutorial_lib.fastconv: the fast CPU conv/deconv path must compute what stock Chainer
+"""tutorial_lib.infra.fastconv: the fast CPU conv/deconv path must compute what stock Chainer
 computes (to float rounding), route to stock Chainer when switched off, and fall back to
 stock Chainer for configurations it does not handle."""
 import contextlib
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import tutorial_lib  # noqa: F401  (compat shim before chainer)
-from tutorial_lib import fastconv
+from tutorial_lib.infra import fastconv
 import chainer
 import chainer.functions as F
 from chainer import gradient_check
@@ -410,7 +410,7 @@ def test_controls_numpys_own_blas():
 
 
 def test_bench_quick_smoke(tmp_path, capsys):
-    from tutorial_lib import bench
+    from tutorial_lib.infra import bench
     out = tmp_path / 'bench.json'
     was = fastconv.is_enabled()
     result = bench.main(['--quick', '--out', str(out)])
@@ -435,7 +435,7 @@ def test_import_enables_by_default(env, expected):
     environ.pop('TUTORIAL_FASTCONV', None)
     if env is not None:
         environ['TUTORIAL_FASTCONV'] = env
-    code = ('import tutorial_lib, sys; m = sys.modules.get("tutorial_lib.fastconv"); '
+    code = ('import tutorial_lib, sys; m = sys.modules.get("tutorial_lib.infra.fastconv"); '
             'print(bool(m and m.is_enabled()))')
     out = subprocess.run([sys.executable, '-c', code], env=environ, capture_output=True,
                          text=True, check=True).stdout.strip()

@@ -1,10 +1,10 @@
-"""tutorial_lib.figcheck finds overlapping and cut texts, and passes a figure that reads."""
+"""tutorial_lib.infra.figcheck finds overlapping and cut texts, and passes a figure that reads."""
 import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from tutorial_lib import figcheck  # noqa: E402
+from tutorial_lib.infra import figcheck  # noqa: E402
 
 
 def test_overlapping_axis_labels_fail():
@@ -106,7 +106,7 @@ def test_a_notebook_cell_with_a_cut_title_fails(monkeypatch, tmp_path):
     # plt.show() and at the end of a cell that leaves its figure to be displayed
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
-    monkeypatch.setenv('MPLBACKEND', 'module://tutorial_lib.figcheck')
+    monkeypatch.setenv('MPLBACKEND', 'module://tutorial_lib.infra.figcheck')
     bad = "fig, ax = plt.subplots(figsize=(2, 2))\nax.set_title('a title far too long for a figure only two inches wide')"
     imports = 'import matplotlib.pyplot as plt\nimport tutorial_lib'
     for last in (bad + '\n1 + 1', bad + '\nplt.show()'):

@@ -1,13 +1,13 @@
 """The course on a GPU (CuPy), and the GPU check script.
 
 Tests marked ``gpu`` need CuPy and a CUDA device and skip cleanly without them
-(``python -m tutorial_lib.gpu_check`` runs them on a GPU machine). Tests taking a ``dev``
+(``python -m tutorial_lib.infra.gpu_check`` runs them on a GPU machine). Tests taking a ``dev``
 argument run on the CPU everywhere and on the GPU where there is one, so their logic is
 checked here too. The unmarked tests check, on the CPU, what can be checked without a GPU:
 that the fast CPU path never touches arrays that are not plain numpy arrays (CuPy arrays
 are not), that Chainer's environment variables are defaulted before Chainer is imported
 (with a stand-in CuPy 14 that has no cuDNN bindings, in a fresh Python), and the logic of
-``tutorial_lib.gpu_check`` (a dry run on the CPU, its failure reporting, its one line when
+``tutorial_lib.infra.gpu_check`` (a dry run on the CPU, its failure reporting, its one line when
 there is no GPU).
 """
 import json
@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 
 import tutorial_lib  # noqa: F401  (compat shim before chainer)
-from tutorial_lib import REPO_ROOT, backend, configs, fastbn, fastconv, gpu_check
+from tutorial_lib import REPO_ROOT, configs
+from tutorial_lib.infra import backend, fastbn, fastconv, gpu_check
 import chainer
 import chainer.functions as F
 from call_counter import Counter
@@ -439,14 +440,14 @@ def run_python(code, extra_path=None, env=None):
                           capture_output=True, text=True, env=e, timeout=300)
 
 
-# Load tutorial_lib.backend (and compat) without tutorial_lib/__init__.py, which imports
+# Load tutorial_lib.infra.backend (and compat) without tutorial_lib/__init__.py, which imports
 # Chainer: what importing it before Chainer does, whatever __init__ imports first.
 BACKEND_FIRST = '''
     import importlib.util, json, os, sys, types, warnings
     pkg = types.ModuleType('tutorial_lib')
     pkg.__path__ = [os.path.join(os.getcwd(), 'tutorial_lib')]
     sys.modules['tutorial_lib'] = pkg
-    from tutorial_lib import backend
+    from tutorial_lib.infra import backend
     assert 'chainer' not in sys.modules
     warnings.simplefilter('error')          # any warning while importing Chainer fails
     import chainer
@@ -511,7 +512,7 @@ def test_import_tutorial_lib_with_cupy14_is_quiet(fake_cupy):
         import warnings
         warnings.simplefilter('error')
         import tutorial_lib
-        from tutorial_lib import backend
+        from tutorial_lib.infra import backend
         print(backend.describe())
         ''', fake_cupy)
     assert proc.returncode == 0, proc.stderr
@@ -519,7 +520,7 @@ def test_import_tutorial_lib_with_cupy14_is_quiet(fake_cupy):
 
 
 # ---------------------------------------------------------------------------------------
-# tutorial_lib.gpu_check
+# tutorial_lib.infra.gpu_check
 # ---------------------------------------------------------------------------------------
 
 def test_gpu_check_dry_run_on_the_cpu(tmp_path, keep_backend, capsys):
@@ -609,7 +610,7 @@ def test_gpu_check_without_gpu_says_so_in_one_line(tmp_path):
     if cupy is not None:
         pytest.skip('a GPU is present')
     out = tmp_path / 'r.md'
-    proc = subprocess.run([sys.executable, '-m', 'tutorial_lib.gpu_check', '--out', str(out)],
+    proc = subprocess.run([sys.executable, '-m', 'tutorial_lib.infra.gpu_check', '--out', str(out)],
                           cwd=str(REPO_ROOT), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()

@@ -252,7 +252,7 @@ def test_truth_dots_sit_on_colored_pixels_and_nest():
 
 
 def test_bench_measures_recolor_latency(tmp_path):
-    from tutorial_lib import bench
+    from tutorial_lib.infra import bench
     out = tmp_path / 'bench.json'
     out.write_text(json.dumps({'train128_full_speedup': 3.0}))    # kept by a partial run
     bench.main(['--quick', '--only', 'latency', '--out', str(out)])

@@ -10,7 +10,7 @@
 # The wheels go into $SITE with --no-deps and $SITE is put first on PYTHONPATH: nothing
 # installed on the machine is changed. Then:
 #
-#   python -m tutorial_lib.gpu_check --out "$OUT/gpu-report.md" [options ...]
+#   python -m tutorial_lib.infra.gpu_check --out "$OUT/gpu-report.md" [options ...]
 #
 # Environment: WHEELS (default build/wheels), OUT (default build), PYTHON (default
 # python3), SITE (default /tmp/tutorial-site).
@@ -63,7 +63,7 @@ fi
   || { echo "error: tutorial_lib/chainer cannot be imported here (see above): carry what is MISSING as wheels (docs/gpu.md)"; exit 3; }
 
 export PYTHONUNBUFFERED=1
-"$PYTHON" -m tutorial_lib.gpu_check --out "$OUT/gpu-report.md" "$@"
+"$PYTHON" -m tutorial_lib.infra.gpu_check --out "$OUT/gpu-report.md" "$@"
 rc=$?
 echo "== gpu_check exit status $rc; report: $OUT/gpu-report.md (+ gpu-report.json)"
 exit $rc

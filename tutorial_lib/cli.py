@@ -27,7 +27,7 @@ def message(exc):
 
 
 def _expected():
-    from . import backend
+    from .infra import backend
     return EXPECTED + (backend.DeviceError,)
 
 

@@ -31,11 +31,10 @@ import os
 import sys
 import time
 
-from . import compat  # noqa: F401
 import cv2
 import numpy as np
 
-from . import backend as backend_mod
+from .infra import backend as backend_mod
 from . import cli
 from . import hints as hints_mod
 from .models import DOWNSAMPLING, encode_colors, pad_to_multiple

@@ -45,7 +45,6 @@ import sys
 import traceback
 import zlib
 
-from . import compat  # noqa: F401
 import chainer
 import numpy as np
 from chainer import training
@@ -118,7 +117,7 @@ def init(device=None):
         raise DistributedError('mpi4py cannot load an MPI library (%s): %s'
                                % (' '.join(str(e).split()), INSTALL_HINT)) from None
     import chainermn
-    from . import backend
+    from .infra import backend
     b = backend.select(device)
     if not b.is_gpu:
         return chainermn.create_communicator('naive', MPI.COMM_WORLD)
@@ -311,7 +310,7 @@ class AverageObservations(training.Extension):
         self.comm = comm
 
     def __call__(self, trainer):
-        from . import backend
+        from .infra import backend
         obs = trainer.observation
         keys = sorted(obs)
         if not keys:
@@ -325,7 +324,7 @@ class AverageObservations(training.Extension):
 def average_persistents(comm, link):
     """Set every floating-point persistent value of ``link`` (BatchNorm's running mean
     and variance) to its mean over the ranks."""
-    from . import backend
+    from .infra import backend
     named = [(path + '/' + name, getattr(sub, name))
              for path, sub in sorted(link.namedlinks()) for name in sorted(sub._persistent)]
     named = [(n, v) for n, v in named
@@ -364,7 +363,7 @@ class AverageStatistics(training.Extension):
 
 def params_digest(link):
     """crc32 of every parameter's bytes (to check that ranks hold the same weights)."""
-    from . import backend
+    from .infra import backend
     crc = 0
     for name, p in sorted(link.namedparams()):
         crc = zlib.crc32(name.encode(), crc)

@@ -32,7 +32,6 @@ import math
 import sys
 import time
 
-from . import compat  # noqa: F401  (before chainer)
 import cv2
 import numpy as np
 

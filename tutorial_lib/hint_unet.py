@@ -19,7 +19,6 @@ apart from c0's input and dc0's output). The U-Net outputs colors and a fourth c
 bias is ``GATE_BIAS``), so training starts from "trust the fill" and learns where not to
 (shading, regions that leak through a gap, a dot on the wrong side of a line).
 """
-from . import compat  # noqa: F401
 import chainer
 import chainer.functions as F
 import numpy as np
@@ -27,7 +26,7 @@ import numpy as np
 from . import fill as fill_mod
 from . import hints as hints_mod
 from . import models as models_mod
-from .backend import to_cpu
+from .infra.backend import to_cpu
 from .models import UNET
 
 INNER_CHANNELS = 9      # line, hint RGB, hint mask, fill RGB, fill mask

@@ -47,7 +47,7 @@ DARK = 100         # a picture pixel with luminance below this is dark
 
 
 def _batch(images):
-    from .backend import to_cpu
+    from .infra.backend import to_cpu
     a = np.asarray(to_cpu(images))   # metrics run on the CPU, whatever made the pictures
     if a.ndim == 3 and a.shape[-1] == 3:
         a = a[None]

@@ -12,7 +12,6 @@ The 2017 code passed ``test=True`` to every BatchNormalization; modern Chainer r
 ``chainer.config.train`` instead, so evaluation is
 ``with chainer.using_config('train', False): y = unet(x)``.
 """
-from . import compat  # noqa: F401
 from . import atomic
 import json
 
@@ -186,7 +185,7 @@ def encode_colors(colors):
 
 def decode_colors(array):
     """float32 network output (N,3,H,W) (numpy, CuPy or Variable) -> uint8 RGB (N,H,W,3)."""
-    from .backend import to_cpu
+    from .infra.backend import to_cpu
     a = to_cpu(array).astype(np.float32)
     return np.clip((a + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
 
@@ -368,7 +367,7 @@ def save_weights(link, path, meta=None):
     temporary file and renamed, so a killed process never leaves half a file.
     ``meta``: a JSON-serialisable dict stored alongside (e.g. the model's in_ch/width).
     """
-    from .backend import to_cpu
+    from .infra.backend import to_cpu
     arrays = {}
     for name, param in link.namedparams():
         if param.array is None:
@@ -393,7 +392,7 @@ def warm_start(dst, src):
     computes until training teaches it to read them) and extra *outputs* keep ``dst``'s
     own initial values. BatchNorm statistics are copied too (:func:`copy_persistents`).
     """
-    from .backend import to_cpu
+    from .infra.backend import to_cpu
     theirs = dict(src.namedparams())
     for name, p in dst.namedparams():
         a, w = to_cpu(theirs[name].array), to_cpu(p.array).copy()
@@ -410,7 +409,7 @@ def warm_start(dst, src):
 def copy_persistents(dst, src):
     """Copy every persistent value (BatchNorm statistics) of ``src`` into the link of the
     same path in ``dst``, on ``dst``'s device: half of a warm start (weights are the other)."""
-    from .backend import to_cpu
+    from .infra.backend import to_cpu
     theirs = dict(src.namedlinks())
     for path, sub in dst.namedlinks():
         for pname in sub._persistent:

@@ -41,14 +41,13 @@ import os
 import sys
 from dataclasses import dataclass
 
-from . import compat  # noqa: F401
 import chainer
 import cv2
 import numpy as np
 
 from . import atomic
 from . import augment
-from . import backend as backend_mod
+from .infra import backend as backend_mod
 from . import cli
 from . import configs as configs_mod
 from . import fill as fill_mod

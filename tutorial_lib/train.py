@@ -17,7 +17,6 @@ import os
 import shlex
 import sys
 
-from . import compat  # noqa: F401
 from . import cli
 
 
@@ -57,7 +56,8 @@ def main(argv=None):
             print('%-20s %s' % (name, c.description))
         return 0
 
-    from . import training, backend
+    from . import training
+    from .infra import backend
     if args.ship:
         from . import metrics
         with open(os.path.join(args.ship, 'config.json')) as f:
@@ -70,7 +70,7 @@ def main(argv=None):
         print(metrics.format_table({entry['config']['name']: entry['test_metrics']}))
         return 0
     try:  # the faster CPU convolutions (TUTORIAL_FASTCONV=0 turns them off)
-        from . import fastconv
+        from .infra import fastconv
         fastconv.enable_from_env()
     except ImportError:
         pass

@@ -31,7 +31,6 @@ import time
 import zlib
 from dataclasses import dataclass
 
-from . import compat  # noqa: F401
 import chainer
 import chainer.functions as F
 import numpy as np
@@ -40,7 +39,7 @@ from chainer.training import extensions
 
 from . import atomic
 from . import augment
-from . import backend as backend_mod
+from .infra import backend as backend_mod
 from . import configs as configs_mod
 from .hint_unet import HintFillUNET
 from .models import (UNET, DIS, encode_lines, encode_colors, colorize, save_weights,
@@ -956,11 +955,11 @@ LICENSE_NOTE = ('CC BY-SA 4.0: these weights are derived from OpenMoji pictures 
 def machine_description(device):
     import platform
     try:
-        from . import fastconv
+        from .infra import fastconv
         fast = 'on' if fastconv.is_enabled() else 'off'
     except ImportError:
         fast = 'n/a'
-    return '%s, %s, %d CPU cores visible, tutorial_lib.fastconv %s' % (
+    return '%s, %s, %d CPU cores visible, tutorial_lib.infra.fastconv %s' % (
         'GPU (CuPy)' if device == 'gpu' else 'CPU (numpy)', platform.machine(),
         os.cpu_count() or 0, fast)
 

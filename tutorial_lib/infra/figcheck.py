@@ -1,7 +1,7 @@
 """Figure check: no text of a shown figure overlaps another text or is cut at the figure's edge.
 
 Used by the tests, not taught: ``make test`` runs every notebook in QUICK mode with
-``MPLBACKEND=module://tutorial_lib.figcheck``. This module is then the notebook's matplotlib
+``MPLBACKEND=module://tutorial_lib.infra.figcheck``. This module is then the notebook's matplotlib
 backend: figures are drawn and displayed exactly as with the usual inline backend, but before a
 figure is shown (``plt.show()``, or the end of a cell that leaves figures open) every title,
 axis label, tick label, legend entry, annotation and figure text is measured with the renderer
@@ -9,7 +9,7 @@ axis label, tick label, legend entry, annotation and figure text is measured wit
 edge, raise :class:`FigureLayoutError` naming the figure and the texts, so the notebook cell fails.
 To look at one notebook by hand:
 
-    QUICK=1 MPLBACKEND=module://tutorial_lib.figcheck python -m pytest --nbmake notebooks/03_adversarial.ipynb
+    QUICK=1 MPLBACKEND=module://tutorial_lib.infra.figcheck python -m pytest --nbmake notebooks/03_adversarial.ipynb
 
     check_figure(fig)          # raises FigureLayoutError
     problems(fig)              # the same findings as a list of strings
@@ -191,7 +191,7 @@ class _CheckAtCellEnd(ast.NodeTransformer):
     """Appends ``check_open_figures()`` to each cell, keeping the cell's last value displayed."""
 
     def visit_Module(self, node):
-        call = ast.parse('__import__("tutorial_lib.figcheck").figcheck.check_open_figures()').body
+        call = ast.parse('__import__("tutorial_lib.infra.figcheck").infra.figcheck.check_open_figures()').body
         body = list(node.body)
         if body and isinstance(body[-1], ast.Expr):
             keep = ast.parse('__figcheck_last__ = 0').body[0]
@@ -216,7 +216,7 @@ def _enable_in_ipython():
     if shell is None:
         return
     from IPython.core.pylabtools import activate_matplotlib
-    backend = 'module://tutorial_lib.figcheck'
+    backend = 'module://tutorial_lib.infra.figcheck'
 
     def configure(*args):
         activate_matplotlib(backend)

@@ -2,7 +2,7 @@
 
 Why
 ---
-Once :mod:`tutorial_lib.fastconv` made the convolutions fast, batch normalization became
+Once :mod:`tutorial_lib.infra.fastconv` made the convolutions fast, batch normalization became
 a visible share of a 512 px inference (about a fifth of it): Chainer 7.8.1 computes the
 inference form ``y = gamma * (x - mean) / sqrt(var + eps) + beta`` on numpy as
 ``x - mean``, ``*= inv_std``, ``* gamma``, ``+= beta`` and a final ``astype`` copy, i.e.

@@ -1,4 +1,4 @@
-"""The PyTorch side of ``make bench-torch`` (``python -m tutorial_lib.bench --torch PY``).
+"""The PyTorch side of ``make bench-torch`` (``python -m tutorial_lib.infra.bench --torch PY``).
 
 This file is run *by path* with the Python of a separate environment that has PyTorch and
 numpy but not Chainer (``build/bench-torch-venv``); it imports nothing from tutorial_lib.

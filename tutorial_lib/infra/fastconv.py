@@ -82,12 +82,12 @@ and ``fastconv.enable()`` switch it off and on; ``with fastconv.stock(): ...`` r
 block on stock Chainer (for comparisons); ``fastconv.is_enabled()`` tells which one is active; ``blas_info()``
 says which BLAS was found and how many threads the fast path uses. The building blocks
 (``conv2d_forward``, ``conv2d_grad_w``, ``deconv2d_forward``, ``im2col``, ``col2im``)
-take and return plain numpy arrays. ``python -m tutorial_lib.bench`` measures the gain.
+take and return plain numpy arrays. ``python -m tutorial_lib.infra.bench`` measures the gain.
 
 The same switches (``enable``, ``disable``, ``stock``, ``fast``, ``enable_from_env``) also
-turn on and off :mod:`tutorial_lib.fastbn`, a fused CPU path for batch normalization
+turn on and off :mod:`tutorial_lib.infra.fastbn`, a fused CPU path for batch normalization
 (test-mode ``FixedBatchNormalization`` forward, train-mode forward and backward), and
-:mod:`tutorial_lib.fastadam`, a blocked, threaded Adam update (bit-identical to
+:mod:`tutorial_lib.infra.fastadam`, a blocked, threaded Adam update (bit-identical to
 Chainer's); ReLU stays Chainer's (a threaded, blocked ReLU and ReLU gradient were measured
 slightly slower than numpy's single pass here: memory-bound, one core already saturates
 the memory bandwidth);
@@ -748,7 +748,7 @@ def _companions():
 
 def enable():
     """Route Chainer's CPU conv/deconv cores (and batch normalization and the Adam update,
-    see :mod:`tutorial_lib.fastbn`, :mod:`~tutorial_lib.fastadam`) to the fast code
+    see :mod:`tutorial_lib.infra.fastbn`, :mod:`~tutorial_lib.infra.fastadam`) to the fast code
     (idempotent)."""
     with _lock:
         for cls, fn in _FAST.items():
