@@ -28,6 +28,7 @@ import numpy as np
 import pytest
 
 from helpers_venv import REPO
+from tutorial_lib.pairs import synthetic_pairs
 from tutorial_lib import distributed
 
 DRIVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'mpi_driver.py')
@@ -98,7 +99,7 @@ def test_missing_mpi4py_is_one_line_and_status_2():
 def test_shard_iterator_slices_the_one_process_batches():
     import chainer
     from tutorial_lib import training
-    pairs = training.synthetic_pairs(10, 16)
+    pairs = synthetic_pairs(10, 16)
     one = training.make_iterator(pairs, 6, seed=3)
     shards = [distributed.ShardIterator(training.make_iterator(pairs, 6, seed=3), r, 2)
               for r in range(2)]

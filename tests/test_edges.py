@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import tutorial_lib  # noqa: F401
+from tutorial_lib.pairs import SimplePairs
 from tutorial_lib import (atomic, backend, colorize, configs, data, hints, imageheader,
                           models, stage2, training, REPO_ROOT)
 from tutorial_lib.colorize import Colorizer
@@ -653,7 +654,7 @@ def test_config_mismatch_on_resume_is_one_line(tmp_path, capsys):
 
 
 def test_no_training_pictures_says_what_to_check(tmp_path):
-    empty = training.SimplePairs([], np.zeros((0, 32, 32), np.uint8),
+    empty = SimplePairs([], np.zeros((0, 32, 32), np.uint8),
                                  np.zeros((0, 32, 32, 3), np.uint8))
     with pytest.raises(ValueError, match='no training pictures for config quick'):
         training.build_trainer(configs.get('quick'), str(tmp_path / 'r'), train_pairs=empty,

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import tutorial_lib  # noqa: F401
+from tutorial_lib.pairs import synthetic_pairs
 from tutorial_lib import failures, models, stage2, training
 
 
@@ -36,7 +37,7 @@ def test_green_share_counts_green_pixels_only():
 
 
 def test_shrinking_toward_zero_turns_raw_yuv_green_not_rgb():
-    pics = training.synthetic_pairs(4, 32, seed=1).colors
+    pics = synthetic_pairs(4, 32, seed=1).colors
     assert failures.green_share(failures.shrink(pics, 0.1, 'yuv')) > 0.9
     for space in ('rgb', 'yuv_centered'):
         assert failures.green_share(failures.shrink(pics, 0.1, space)) < 0.05
@@ -81,13 +82,13 @@ def test_pick_spot_lands_on_a_colored_paper_pixel():
 
 
 def test_far_change_is_zero_for_a_model_that_ignores_hints():
-    pairs = training.synthetic_pairs(3, 32, seed=2)
+    pairs = synthetic_pairs(3, 32, seed=2)
     r = failures.hint_spread(blind_hint_unet(), pairs, radius=6)
     assert r['near'] == 0 and r['far'] == 0 and r['n'] == 3
 
 
 def test_far_change_is_positive_for_a_model_that_reads_hints():
-    pairs = training.synthetic_pairs(3, 32, seed=2)
+    pairs = synthetic_pairs(3, 32, seed=2)
     np.random.seed(0)                       # Chainer's initializers draw from numpy
     gen = models.UNET(in_ch=4, width=1 / 16)
     gen.c0.W.array[:, 1:] *= 50             # make the hints matter a lot
@@ -117,7 +118,7 @@ def test_masked_psnr_over_all_pixels_is_psnr():
 # ------------------------------------------------------------ 4. hints
 
 def test_noise_free_hints_match_the_hints_curve():
-    pairs = training.synthetic_pairs(3, 32, seed=3)
+    pairs = synthetic_pairs(3, 32, seed=3)
     gen = models.UNET(in_ch=4, width=1 / 16)
     noisy = failures.noisy_hints(gen, pairs, n=5, sigmas=(0, 64))
     curve = stage2.hints_curve(gen, pairs, counts=(5,), radius=stage2.CURVE_RADIUS)
@@ -129,7 +130,7 @@ def test_noise_free_hints_match_the_hints_curve():
 # ------------------------------------------------------------ 6. domain gap
 
 def test_domain_gap_keeps_missing_models_as_none():
-    pairs = training.synthetic_pairs(2, 32)
+    pairs = synthetic_pairs(2, 32)
     gen = models.UNET(width=1 / 16)
     lines = {'human': pairs.lines, 'flipped': pairs.lines[:, :, ::-1]}
     t = failures.domain_gap({'a': gen, 'b': None}, pairs, lines)

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 import tutorial_lib  # noqa: F401  (compat shim before chainer)
+from tutorial_lib.pairs import synthetic_pairs
 from tutorial_lib import REPO_ROOT, configs
 from tutorial_lib.infra import backend, fastbn, fastconv, gpu_check
 import chainer
@@ -257,7 +258,7 @@ def test_colorize_and_metrics_on_the_device(dev):
     """models.colorize on the device equals the CPU network on the same lines padded with
     paper by hand (40 -> 48) and cropped; the metrics of evaluate() are those outputs'."""
     from tutorial_lib import metrics, models, training
-    pairs = training.synthetic_pairs(3, 40, seed=5)     # 40: padded to 48 and cropped
+    pairs = synthetic_pairs(3, 40, seed=5)     # 40: padded to 48 and cropped
     model = tiny_unet()
     padded = np.full((3, 1, 48, 48), 1.0, np.float32)   # paper
     padded[:, 0, :40, :40] = pairs.lines / 127.5 - 1
@@ -349,7 +350,7 @@ def test_hint_and_stage2_helpers_on_the_gpu(gpu):
     gen.to_device(gpu.chainer_device)
     stage2.warm_start(gen, src)
     assert backend.xp_of(gen.c0.W.array) is gpu.xp
-    pairs = training.synthetic_pairs(2, 32, seed=1)
+    pairs = synthetic_pairs(2, 32, seed=1)
     a = models.colorize(src, pairs.lines)
     b = models.colorize(gen, pairs.lines)          # no hints: the EMPTY hint channels
     assert np.abs(a.astype(int) - b.astype(int)).max() <= 2

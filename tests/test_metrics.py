@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import tutorial_lib  # noqa: F401
+from tutorial_lib.pairs import SimplePairs, synthetic_pairs
 from tutorial_lib import metrics, models, training
 
 
@@ -15,7 +16,7 @@ def rng_image(seed=0, shape=(32, 32, 3)):
 def test_psnr_identical_is_inf_and_capped_in_summaries():
     a = rng_image()
     assert metrics.psnr(a, a) == math.inf
-    per = metrics.scores(a[None], training.SimplePairs(['x'], np.full((1, 32, 32), 255,
+    per = metrics.scores(a[None], SimplePairs(['x'], np.full((1, 32, 32), 255,
                                                                       np.uint8), a[None]))
     assert per['psnr'][0] == metrics.PSNR_CAP
 
@@ -86,7 +87,7 @@ def test_line_preservation():
 
 
 def test_evaluate_perfect_and_gray_models():
-    pairs = training.synthetic_pairs(6, 32, seed=5, split='test')
+    pairs = synthetic_pairs(6, 32, seed=5, split='test')
     per = metrics.scores(pairs.colors, pairs)
     m = metrics.summarize(per)
     assert m['psnr'] == metrics.PSNR_CAP and m['ssim'] == pytest.approx(1)
@@ -108,7 +109,7 @@ def test_evaluate_perfect_and_gray_models():
 def test_evaluate_refuses_train_pictures():
     from tutorial_lib import openmoji
     u = models.UNET(in_ch=1, width=1 / 16)
-    pairs = training.synthetic_pairs(2, 32, split='train')
+    pairs = synthetic_pairs(2, 32, split='train')
     with pytest.raises(ValueError, match='TRAIN'):
         metrics.evaluate(u, pairs)
     with pytest.warns(UserWarning):
@@ -116,7 +117,7 @@ def test_evaluate_refuses_train_pictures():
     # OpenMoji hexcodes are checked by name, whatever the container says
     name = next(h for h in ['1F600', '1F98A', '1F34E', '1F697', '2615', '1F3B8', '1F4DA']
                 if openmoji.split_of(h) == 'train')
-    pairs = training.SimplePairs([name], np.full((1, 32, 32), 255, np.uint8),
+    pairs = SimplePairs([name], np.full((1, 32, 32), 255, np.uint8),
                                  np.full((1, 32, 32, 3), 255, np.uint8), split='?')
     with pytest.raises(ValueError, match='TRAIN'):
         metrics.evaluate(u, pairs)
@@ -139,7 +140,7 @@ def test_hue_stats():
     nothing = metrics.hue_stats(gray)
     assert nothing['hue_entropy'] == 0 and nothing['colored_fraction'] == 0
     m = metrics.summarize(metrics.scores(np.stack([skin, skin]),
-                                         training.SimplePairs(['a', 'b'],
+                                         SimplePairs(['a', 'b'],
                                                               np.full((2, 4, 4), 255, np.uint8),
                                                               np.stack([red, blue]))),
                           np.stack([skin, skin]), np.stack([red, blue]))

@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 
 import tutorial_lib  # noqa: F401
+from tutorial_lib.pairs import synthetic_pairs
 from tutorial_lib import configs, hints, models, stage2, training
 
 
 def test_hint_input_fn_shapes_and_seeding():
     fn = stage2.hint_input_fn()
-    p = training.synthetic_pairs(6, 32)
+    p = synthetic_pairs(6, 32)
     a = fn(p.lines, p.colors, np.random.RandomState(3))
     b = fn(p.lines, p.colors, np.random.RandomState(3))
     assert a.shape == (6, 4, 32, 32) and a.dtype == np.float32
@@ -26,7 +27,7 @@ def test_hint_input_fn_shapes_and_seeding():
 
 def test_assemble_stage2_mix_crop_and_seed():
     n, size = 200, 64
-    p = training.synthetic_pairs(8, size)
+    p = synthetic_pairs(8, size)
     idx = np.arange(n) % 8
     lines, colors = p.lines[idx], p.colors[idx]
     low = np.zeros((n, 16, 16, 3), np.uint8)            # a black "stage 1"
@@ -80,7 +81,7 @@ def test_hint_model_colorize_without_hints_and_configs():
 def test_hints_curve_runs_on_four_pictures():
     np.random.seed(0)
     g = models.UNET(in_ch=4, width=1 / 16)
-    p = training.synthetic_pairs(4, 32)
+    p = synthetic_pairs(4, 32)
     rows = stage2.hints_curve(g, p, counts=(0, 1, 10))
     assert [r['hints'] for r in rows] == [0, 1, 10]
     assert np.isnan(rows[0]['hint_error']) and rows[2]['hint_error'] >= 0
@@ -95,7 +96,7 @@ def test_hints_curve_runs_on_four_pictures():
 
 
 def test_truth_hints_are_nested_and_exact():
-    p = training.synthetic_pairs(2, 32)
+    p = synthetic_pairs(2, 32)
     r5, m5 = stage2.truth_hints(p.colors, 5)
     r10, m10 = stage2.truth_hints(p.colors, 10)
     assert (m5.sum(axis=(1, 2)) == 5).all() and (m10.sum(axis=(1, 2)) == 10).all()
@@ -128,7 +129,7 @@ def test_warm_start_reproduces_the_line_only_unet():
     with chainer.using_config('train', True):
         src(np.random.rand(2, 1, 32, 32).astype(np.float32))
     dst = stage2.warm_start(models.UNET(in_ch=4, width=1 / 16), src)
-    lines = training.synthetic_pairs(3, 32).lines
+    lines = synthetic_pairs(3, 32).lines
     np.testing.assert_array_equal(models.colorize(src, lines), models.colorize(dst, lines))
     assert (dst.c0.W.array[:, 1:] == 0).all()
     with pytest.raises(ValueError, match='warm-start'):
@@ -138,7 +139,7 @@ def test_warm_start_reproduces_the_line_only_unet():
 def test_residual_stage2_starts_as_identity_and_round_trips(tmp_path):
     np.random.seed(0)
     g = stage2.Stage2UNET(in_ch=4, width=1 / 16)
-    p = training.synthetic_pairs(2, 32)
+    p = synthetic_pairs(2, 32)
     out = models.colorize(g, p.lines, extra=models.encode_colors(p.colors))
     assert np.abs(out.astype(int) - p.colors.astype(int)).max() <= 1
     g.dc0.W.array[...] = np.random.rand(*g.dc0.W.shape) * 0.01
@@ -171,7 +172,7 @@ def test_hints_curve_values_match_a_hand_computation():
     from tutorial_lib import metrics
     np.random.seed(1)
     g = models.UNET(in_ch=4, width=1 / 16)
-    p = training.synthetic_pairs(3, 32, seed=2)
+    p = synthetic_pairs(3, 32, seed=2)
     rows = stage2.hints_curve(g, p, counts=(0, 5, 40), seed=7, radius=1)
     for row in rows:
         n = row['hints']

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import tutorial_lib  # noqa: F401
-from tutorial_lib import configs, training, models, REPO_ROOT
+from tutorial_lib.pairs import synthetic_pairs
+from tutorial_lib import configs, data, training, models, REPO_ROOT
 
 TINY = configs.get('quick').replace(data='synthetic', iterations=6, train_limit=16)
 
@@ -57,7 +58,7 @@ def test_run_folder_contents(tmp_path):
 
 def test_adversarial_step_changes_both_networks():
     np.random.seed(0)
-    pairs = training.synthetic_pairs(8, 32)
+    pairs = synthetic_pairs(8, 32)
     cfg = TINY.replace(adv_weight=1.0)
     gen, dis = training.build_models(cfg)
     w_g, w_d = gen.c0.W.array.copy(), dis.c1.W.array.copy()
@@ -229,7 +230,7 @@ def test_manifest_test_metrics_are_reproduced(name):
     if entry is None:
         pytest.skip('%s is not shipped yet' % name)
     from tutorial_lib import metrics
-    test = training.load_split_resized('test', entry['config']['size'])
+    test = data.load_split_resized('test', entry['config']['size'])
     assert entry['config']['lines'] == 'human'
     got = metrics.evaluate(training.load_checkpoint(name), test)
     for key, want in entry['test_metrics'].items():
@@ -247,7 +248,7 @@ def test_manifest_truth_metrics_are_reproduced():
     if not sizes:
         pytest.skip('no shipped stage-1 checkpoint yet')
     for size in sizes:
-        test = training.load_split_resized('test', size)
+        test = data.load_split_resized('test', size)
         colors = np.asarray(test.colors)
         m = metrics.summarize(metrics.scores(colors, test), colors, colors)
         for name, e in entries.items():

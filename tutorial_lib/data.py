@@ -60,6 +60,7 @@ from . import atomic
 from . import cli
 from . import imageheader
 from .openmoji import CREDIT, SkipItem
+from .pairs import SimplePairs, synthetic_pairs, take
 
 SPLITS = ('train', 'test')
 DEFAULT_SIZES = (128, 256, 512)
@@ -591,6 +592,71 @@ def load_sample_sketches():
         line = cv2.imread(str(SAMPLES_DIR / 'sketches' / item['file']), cv2.IMREAD_GRAYSCALE)
         out.append((pathlib.Path(item['file']).stem, line))
     return out
+
+
+# ---------------------------------------------------------------- what a config trains on
+
+def pairs_for(config, split='train'):
+    """The pictures a config trains on (split='train') or previews (split='test'), with
+    the line art the config asks for (``config.lines``).
+
+    The one place that decides where they come from: synthetic shapes (``config.data ==
+    'synthetic'``), the committed samples (``'samples'``, always for the test previews, and
+    when the OpenMoji cache is not built) or the cache.
+    """
+    pairs = _pictures_for(config, split)
+    kind = getattr(config, 'lines', 'human')
+    if kind == 'human':
+        return pairs
+    if kind != 'extracted':
+        raise ValueError("config.lines must be 'human' or 'extracted', got %r" % (kind,))
+    return with_extracted_lines(pairs)
+
+
+def with_extracted_lines(pairs):
+    """The same pictures with the blog's OpenCV lines (lines.extract_best) as line art."""
+    from .lines import extract_best
+    colors = np.asarray(pairs.colors)
+    lines = extract_best(colors) if len(colors) else np.asarray(pairs.lines)
+    return SimplePairs(list(pairs.names), lines, colors, getattr(pairs, 'split', None))
+
+
+def _pictures_for(config, split):
+    if config.data == 'synthetic':
+        return synthetic_pairs(config.train_limit or 64 if split == 'train' else 8,
+                               config.size, seed=config.seed + (split == 'test'),
+                               split=split)
+    if split == 'test':
+        # fixed, committed test-split pictures: the same previews everywhere
+        return take(load_samples(size=config.size), config.n_preview)
+    if config.data == 'samples' or not is_built():
+        if config.data != 'samples':
+            print('The OpenMoji cache is not built (make data); training on the committed '
+                  'samples instead. They are TEST pictures: fine for trying the machinery, '
+                  'not for measuring anything.', file=sys.stderr)
+        return take(load_samples(size=config.size), config.train_limit)
+    return load_split_resized('train', config.size, limit=config.train_limit,
+                              seed=config.seed)
+
+
+def load_split_resized(split, size, limit=None, seed=None):
+    """:func:`load_split` at any size: sizes the cache does not hold (it has 128, 256 and
+    512) are made from the next larger built size with area interpolation."""
+    built = sorted(read_index()['sizes'])
+    if size in built:
+        return load_split(split, size, limit=limit, seed=seed)
+    source = min([b for b in built if b > size] or [max(built)])
+    return resize_pairs(load_split(split, source, limit=limit, seed=seed), size)
+
+
+def resize_pairs(pairs, size):
+    """Every pair resized to size x size."""
+    interp = cv2.INTER_AREA if size < pairs.lines.shape[1] else cv2.INTER_CUBIC
+    lines = np.stack([cv2.resize(np.asarray(x), (size, size), interpolation=interp)
+                      for x in pairs.lines]) if len(pairs) else np.zeros((0, size, size), np.uint8)
+    colors = np.stack([cv2.resize(np.asarray(x), (size, size), interpolation=interp)
+                       for x in pairs.colors]) if len(pairs) else np.zeros((0, size, size, 3), np.uint8)
+    return SimplePairs(list(pairs.names), lines, colors, getattr(pairs, 'split', None))
 
 
 # ---------------------------------------------------------------- user folders as a cache

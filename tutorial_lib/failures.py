@@ -440,7 +440,7 @@ def test_pairs(size=128, limit=None):
     committed samples (36 TEST pictures), said so in the words."""
     from . import data
     if data.is_built():
-        p = training.load_split_resized('test', size, limit=limit)
+        p = data.load_split_resized('test', size, limit=limit)
         return p, 'OpenMoji TEST split, %d pictures at %d px' % (len(p), size)
     p = data.load_samples(size=size)
     p = p.subset(range(min(limit or len(p), len(p))))

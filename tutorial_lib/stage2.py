@@ -50,11 +50,13 @@ from . import augment
 from .infra import backend as backend_mod
 from . import cli
 from . import configs as configs_mod
+from . import data
 from . import fill as fill_mod
 from . import hints as hints_mod
 from . import metrics as metrics_mod
 from . import training
 from .hint_unet import HintFillUNET
+from .pairs import SimplePairs, synthetic_pairs
 from .models import UNET, colorize, encode_colors, encode_lines, load_weights, read_meta
 from .models import warm_start as models_warm_start
 
@@ -119,7 +121,7 @@ class Stage2UNET(UNET):
 
 
 @dataclass
-class ExtraPairs(training.SimplePairs):
+class ExtraPairs(SimplePairs):
     """Pairs with ``extra`` input channels (float32 (N,C,H,W)) for the training previews."""
     extra: object = None
 
@@ -392,12 +394,11 @@ def cached_stage1_colors(stage1_path, lines, colors, seed=0, cache_dir=None, pro
 def _stage2_pairs(config, split):
     """(names, lines at config.size, colors at config.size, lines at stage1_size)."""
     if config.data == 'synthetic':
-        p = training.synthetic_pairs(config.train_limit or 32 if split == 'train'
+        p = synthetic_pairs(config.train_limit or 32 if split == 'train'
                                      else config.n_preview, config.size,
                                      seed=config.seed + (split == 'test'), split=split)
         small = np.stack([resize(x, (config.stage1_size,) * 2) for x in p.lines])
         return p.names, p.lines, p.colors, small
-    from . import data
     if config.data == 'samples' or not data.is_built():
         if config.data != 'samples':
             print('The OpenMoji cache is not built (make data); stage 2 trains on the '
@@ -409,8 +410,8 @@ def _stage2_pairs(config, split):
         small = np.stack([resize(x, (config.stage1_size,) * 2) for x in p.lines])
         return p.names, p.lines, p.colors, small
     limit = config.train_limit if split == 'train' else config.n_preview
-    big = training.load_split_resized(split, config.size, limit=limit)
-    small = training.load_split_resized(split, config.stage1_size, limit=limit)
+    big = data.load_split_resized(split, config.size, limit=limit)
+    small = data.load_split_resized(split, config.stage1_size, limit=limit)
     if list(big.names) != list(small.names):
         raise RuntimeError('the %d and %d px splits list different pictures'
                            % (config.size, config.stage1_size))
@@ -431,7 +432,7 @@ def training_kwargs(config, progress=True):
             raise ValueError('in_ch must be 1 (line) or 4 (line + hints), got %d'
                              % config.in_ch)
         kw = dict(input_fn=hint_input_fn(hints_mod.recipe(config.hint_recipe)),
-                  preview_pairs=hint_preview_pairs(training.load_pairs(config, 'test')))
+                  preview_pairs=hint_preview_pairs(data.pairs_for(config, 'test')))
         if getattr(config, 'line_styles', False):
             kw['updater_cls'] = training.line_style_updater_cls()
         init = getattr(config, 'init_from', None)
@@ -445,7 +446,7 @@ def training_kwargs(config, progress=True):
     names, lines, colors, small = _stage2_pairs(config, 'train')
     cached = cached_stage1_colors(stage1_path, small, _small_colors(config, 'train', colors),
                                   seed=config.seed, progress=progress)
-    train_pairs = training.SimplePairs(list(names), lines, _Zip(colors, cached), 'train')
+    train_pairs = SimplePairs(list(names), lines, _Zip(colors, cached), 'train')
     pnames, plines, pcolors, psmall = _stage2_pairs(config, 'test')
     gen1 = load_unet(stage1_path)
     gen1.to_device(backend_mod.current().chainer_device)
@@ -470,9 +471,8 @@ def _fill_unet(width, init_from=None):
 def _small_colors(config, split, colors):
     """True colors at the stage-1 size (for simulating the cached stage-1 hints)."""
     if config.data == 'openmoji':
-        from . import data
         if data.is_built():
-            return training.load_split_resized(split, config.stage1_size,
+            return data.load_split_resized(split, config.stage1_size,
                                                limit=config.train_limit).colors
     return np.stack([resize(np.asarray(c), (config.stage1_size,) * 2) for c in colors])
 
@@ -735,7 +735,7 @@ def record_hints_curve(name, size=128, radius=CURVE_RADIUS):
     (human and OpenCV-extracted lines; dots of ``radius`` and single pixels) and record
     it in its manifest entry."""
     from .lines import extract_best
-    test = training.load_split_resized('test', size)
+    test = data.load_split_resized('test', size)
     gen = load_unet(str(training.checkpoints_dir() / name / 'gen.npz'))
     curve = hints_curve(gen, test, radius=radius)
     curve_cv = hints_curve(gen, test, radius=radius,
@@ -768,7 +768,6 @@ def ship(run_folder, stage2_pictures=64, with_hints_curve=True):
     stage-1-only baseline and the gain.
     """
     from .colorize import Colorizer
-    from . import data
     with open(os.path.join(run_folder, 'config.json')) as f:
         info = json.load(f)
     cfg = info['config']
@@ -780,7 +779,7 @@ def ship(run_folder, stage2_pictures=64, with_hints_curve=True):
         return training.read_manifest()['checkpoints'][cfg['name']]
     entry = training.ship(run_folder, evaluate_on_test=False)
     name = cfg['name']
-    test = training.load_split_resized('test', cfg['size'], limit=stage2_pictures)
+    test = data.load_split_resized('test', cfg['size'], limit=stage2_pictures)
     col = Colorizer.from_checkpoints(stage1=cfg['stage1'],
                                      stage2=str(training.checkpoints_dir() / name / 'gen.npz'),
                                      stage1_side=cfg['stage1_size'], stage2_side=cfg['size'])
@@ -822,7 +821,7 @@ def main(argv=None):
     print('Device:', backend_mod.describe(), file=sys.stderr)
     if args.what == 'hints-curve':
         from .lines import extract_best
-        test = training.load_split_resized('test', 128, limit=args.limit)
+        test = data.load_split_resized('test', 128, limit=args.limit)
         gen = load_stage(args.stage1, 1)
         print(format_curve(hints_curve(gen, test, radius=args.radius),
                            'human lines, %d TEST pictures at 128 px, stage 1 = %s, hints = '
@@ -838,7 +837,7 @@ def main(argv=None):
                                % args.stage1))
     else:
         from .colorize import Colorizer
-        test = training.load_split_resized('test', 512, limit=args.limit or 64)
+        test = data.load_split_resized('test', 512, limit=args.limit or 64)
         g = stage2_gain(Colorizer.from_checkpoints(args.stage1, args.stage2), test, args.hints)
         print('%d TEST pictures at 512 px, %d hints: PSNR stage 1 upsampled %.2f dB, stage 1 '
               '+ stage 2 %.2f dB, gain %+.2f dB (better on %.0f%%); SSIM %.3f -> %.3f'

@@ -39,6 +39,7 @@ from chainer.training import extensions
 
 from . import atomic
 from . import augment
+from . import data
 from .infra import backend as backend_mod
 from . import configs as configs_mod
 from .hint_unet import HintFillUNET
@@ -51,40 +52,6 @@ REAL, FAKE = 0, 1  # the Ad-boss's two classes
 # ---------------------------------------------------------------------------------------
 # Data
 # ---------------------------------------------------------------------------------------
-
-@dataclass
-class SimplePairs:
-    """A minimal stand-in for ``data.Pairs`` (used for synthetic data and in tests)."""
-    names: list
-    lines: np.ndarray    # uint8 (N,H,W), 255 = paper
-    colors: np.ndarray   # uint8 (N,H,W,3) RGB
-    split: str = 'synthetic'
-
-    def __len__(self):
-        return len(self.names)
-
-
-def synthetic_pairs(n=32, size=32, seed=0, split='synthetic'):
-    """Colored shapes with black outlines on white paper, and their outlines alone.
-
-    Small, instant and license-free: for tests and for trying the machinery without
-    the OpenMoji cache.
-    """
-    import cv2
-    rng = np.random.RandomState(seed)
-    lines = np.full((n, size, size), 255, np.uint8)
-    colors = np.full((n, size, size, 3), 255, np.uint8)
-    thick = max(1, size // 32)
-    for i in range(n):
-        for _ in range(rng.randint(1, 4)):
-            center = tuple(int(c) for c in rng.randint(size // 4, 3 * size // 4, 2))
-            axes = tuple(int(a) for a in rng.randint(size // 8, size // 3, 2))
-            fill = tuple(int(c) for c in rng.randint(0, 256, 3))
-            cv2.ellipse(colors[i], center, axes, 0, 0, 360, fill, -1)
-            cv2.ellipse(colors[i], center, axes, 0, 0, 360, (0, 0, 0), thick)
-            cv2.ellipse(lines[i], center, axes, 0, 0, 360, 0, thick)
-    return SimplePairs(['synthetic_%04d' % i for i in range(n)], lines, colors, split)
-
 
 class PairDataset(chainer.dataset.DatasetMixin):
     """Example i = (line uint8 (H,W), color uint8 (H,W,3)) of a Pairs."""
@@ -122,76 +89,6 @@ def make_iterator(pairs, batch_size, seed=0):
         PairDataset(pairs), batch_size, repeat=True, shuffle=None,
         order_sampler=EpochShuffle(seed))
 
-
-def load_pairs(config, split='train'):
-    """The pictures a config trains on (split='train') or previews (split='test'), with
-    the line art the config asks for (``config.lines``)."""
-    pairs = _load_pairs(config, split)
-    kind = getattr(config, 'lines', 'human')
-    if kind == 'human':
-        return pairs
-    if kind != 'extracted':
-        raise ValueError("config.lines must be 'human' or 'extracted', got %r" % (kind,))
-    return with_extracted_lines(pairs)
-
-
-def with_extracted_lines(pairs):
-    """The same pictures with the blog's OpenCV lines (lines.extract_best) as line art."""
-    from .lines import extract_best
-    colors = np.asarray(pairs.colors)
-    lines = extract_best(colors) if len(colors) else np.asarray(pairs.lines)
-    return SimplePairs(list(pairs.names), lines, colors, getattr(pairs, 'split', None))
-
-
-def _load_pairs(config, split):
-    if config.data == 'synthetic':
-        return synthetic_pairs(config.train_limit or 64 if split == 'train' else 8,
-                               config.size, seed=config.seed + (split == 'test'),
-                               split=split)
-    from . import data
-    if split == 'test':
-        # fixed, committed test-split pictures: the same previews everywhere
-        pairs = data.load_samples(size=config.size)
-        return _take(pairs, config.n_preview)
-    if config.data == 'samples' or not data.is_built():
-        if config.data != 'samples':
-            print('The OpenMoji cache is not built (make data); training on the committed '
-                  'samples instead. They are TEST pictures: fine for trying the machinery, '
-                  'not for measuring anything.', file=sys.stderr)
-        pairs = data.load_samples(size=config.size)
-        return _take(pairs, config.train_limit)
-    return load_split_resized('train', config.size, limit=config.train_limit,
-                              seed=config.seed)
-
-
-def load_split_resized(split, size, limit=None, seed=None):
-    """``data.load_split`` at any size: sizes the cache does not hold (it has 128, 256 and
-    512) are made from the next larger built size with area interpolation."""
-    from . import data
-    index = data.read_index()
-    built = sorted(index['sizes'])
-    if size in built:
-        return data.load_split(split, size, limit=limit, seed=seed)
-    source = min([b for b in built if b > size] or [max(built)])
-    pairs = data.load_split(split, source, limit=limit, seed=seed)
-    return resize_pairs(pairs, size)
-
-
-def resize_pairs(pairs, size):
-    import cv2
-    interp = cv2.INTER_AREA if size < pairs.lines.shape[1] else cv2.INTER_CUBIC
-    lines = np.stack([cv2.resize(np.asarray(x), (size, size), interpolation=interp)
-                      for x in pairs.lines]) if len(pairs) else np.zeros((0, size, size), np.uint8)
-    colors = np.stack([cv2.resize(np.asarray(x), (size, size), interpolation=interp)
-                       for x in pairs.colors]) if len(pairs) else np.zeros((0, size, size, 3), np.uint8)
-    return SimplePairs(list(pairs.names), lines, colors, getattr(pairs, 'split', None))
-
-
-def _take(pairs, n):
-    if n is None or n >= len(pairs.lines):
-        return pairs
-    return SimplePairs(list(pairs.names[:n]), pairs.lines[:n], pairs.colors[:n],
-                       getattr(pairs, 'split', 'test'))
 
 
 # ---------------------------------------------------------------------------------------
@@ -620,10 +517,10 @@ def build_trainer(config, out, train_pairs=None, preview_pairs=None, resume=True
 
     if train_pairs is None:
         distributed.check_same_data(comm, config)
-        train_pairs = load_pairs(config, 'train')
+        train_pairs = data.pairs_for(config, 'train')
     distributed.check_same_data(comm, config, train_pairs)
     if preview_pairs is None and root:
-        preview_pairs = load_pairs(config, 'test')
+        preview_pairs = data.pairs_for(config, 'test')
     if len(train_pairs.lines) < 1:
         raise ValueError('no training pictures for config %s (data=%s, train_limit=%s): '
                          'check --train-limit (>= 1), or build the data (make data)'
@@ -1011,13 +908,13 @@ def ship(run_folder, name=None, evaluate_on_test=True):
         license=LICENSE_NOTE,
     )
     if evaluate_on_test:
-        test = load_split_resized('test', config.size)
+        test = data.load_split_resized('test', config.size)
         gen = load_gen(str(dest / 'gen.npz'))
         entry['test_data'] = 'OpenMoji TEST split, %d pictures at %d px' % (len(test.lines),
                                                                           config.size)
         if config.lines == 'extracted':   # measured on the kind of line it learned from
             entry['test_metrics_human_lines'] = metrics.evaluate(gen, test)
-            test = with_extracted_lines(test)
+            test = data.with_extracted_lines(test)
             entry['test_data'] += ', OpenCV-extracted lines as input'
         entry['test_metrics'] = metrics.evaluate(gen, test)
     manifest = read_manifest()

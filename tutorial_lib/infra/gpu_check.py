@@ -201,10 +201,10 @@ class CheckFailed(RuntimeError):
 
 
 def _train_pairs(config, n, source):
-    from .. import training
+    from .. import data, pairs
     if source == 'openmoji':
-        return training.load_split_resized('train', config.size, limit=n, seed=config.seed)
-    return training.synthetic_pairs(n, config.size, seed=config.seed, split='train')
+        return data.load_split_resized('train', config.size, limit=n, seed=config.seed)
+    return pairs.synthetic_pairs(n, config.size, seed=config.seed, split='train')
 
 
 def _stage1_model(config, b):
@@ -235,6 +235,7 @@ def run_train_case(case, b, source='synthetic', pictures=128):
     updater the course uses for this kind of config, on backend ``b``."""
     import chainer
     from .. import stage2, training
+    from ..pairs import SimplePairs
     cfg = case.config
     _fresh_memory(b)
     n = max(pictures, 2 * cfg.batch_size)
@@ -249,8 +250,8 @@ def run_train_case(case, b, source='synthetic', pictures=128):
         colors_s = np.stack([stage2.resize(x, small) for x in pairs.colors])
         low = stage2.stage1_colors(gen1, lines_s, colors_s, seed=cfg.seed)
         del gen1
-        pairs = training.SimplePairs(list(pairs.names), pairs.lines,
-                                     stage2._Zip(pairs.colors, low), 'train')
+        pairs = SimplePairs(list(pairs.names), pairs.lines,
+                            stage2._Zip(pairs.colors, low), 'train')
     elif cfg.in_ch == 4:
         input_fn = stage2.hint_input_fn()
     it = training.make_iterator(pairs, cfg.batch_size, cfg.seed)
@@ -322,7 +323,7 @@ def _sketch(side):
         from .. import data
         return np.ascontiguousarray(data.load_samples(size=side).lines[0])
     except Exception:
-        from ..training import synthetic_pairs
+        from ..pairs import synthetic_pairs
         return synthetic_pairs(1, side, seed=3).lines[0]
 
 
