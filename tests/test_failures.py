@@ -6,7 +6,7 @@ import pytest
 
 import tutorial_lib  # noqa: F401
 from tutorial_lib.pairs import synthetic_pairs
-from tutorial_lib import failures, models, stage2, training
+from tutorial_lib import evaluation, failures, models, stage2, training
 
 
 def paper(size=32):
@@ -121,7 +121,7 @@ def test_noise_free_hints_match_the_hints_curve():
     pairs = synthetic_pairs(3, 32, seed=3)
     gen = models.UNET(in_ch=4, width=1 / 16)
     noisy = failures.noisy_hints(gen, pairs, n=5, sigmas=(0, 64))
-    curve = stage2.hints_curve(gen, pairs, counts=(5,), radius=stage2.CURVE_RADIUS)
+    curve = evaluation.hints_curve(gen, pairs, counts=(5,), radius=evaluation.CURVE_RADIUS)
     assert noisy[0]['psnr'] == pytest.approx(curve[0]['psnr'])
     assert noisy[0]['hint_error_truth'] == pytest.approx(curve[0]['hint_error'])
     assert noisy[1]['psnr'] != noisy[0]['psnr']

@@ -3,7 +3,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tutorial_lib import fill, stage2
+from tutorial_lib import evaluation, fill
 
 
 def box(size=64, gap=0, corners=(10, 40)):
@@ -89,7 +89,7 @@ def test_fill_method_scores_a_perfect_region_picture_higher_with_hints():
 
     class Pairs:
         lines, colors = line[None], truth[None]
-    rows = stage2.hints_curve(stage2.fill_method, Pairs, counts=(0, 200), radius=0)
+    rows = evaluation.hints_curve(evaluation.fill_method, Pairs, counts=(0, 200), radius=0)
     assert rows[1]['psnr'] > rows[0]['psnr'] + 5
     assert rows[1]['hint_error_colored'] < 1.0    # every hinted region takes its exact color
 

@@ -23,7 +23,7 @@ import pytest
 import tutorial_lib  # noqa: F401  (compat shim before chainer)
 from tutorial_lib.pairs import synthetic_pairs
 from tutorial_lib import REPO_ROOT, configs
-from tutorial_lib.infra import backend, fastbn, fastconv, gpu_check
+from tutorial_lib.infra import backend, fastbn, fastconv, fastpath, gpu_check
 import chainer
 import chainer.functions as F
 from call_counter import Counter
@@ -63,9 +63,9 @@ def dev(request, keep_backend):
 
 @pytest.fixture(autouse=True)
 def _restore_fastconv():
-    was = fastconv.is_enabled()
+    was = fastpath.is_enabled()
     yield
-    (fastconv.enable if was else fastconv.disable)()
+    (fastpath.enable if was else fastpath.disable)()
 
 
 def tiny_unet(in_ch=1, width=1 / 16, seed=0):
@@ -136,9 +136,9 @@ def test_fast_path_takes_only_plain_numpy_arrays(monkeypatch, name):
     DeviceLike: the fast code is never called and the results are stock Chainer's; with
     plain numpy arrays it is called."""
     _, fn, shapes = next(f for f in _functions() if f[0] == name)
-    with fastconv.stock():
+    with fastpath.stock():
         stock = _run_function(fn, shapes, lambda a: a)
-    fastconv.enable()
+    fastpath.enable()
     counters = fast_counters(monkeypatch)
     other = _run_function(fn, shapes, lambda a: a.view(DeviceLike))
     assert [c.calls for c in counters] == [0] * 6
@@ -172,7 +172,7 @@ def test_fast_path_guards_refuse_non_numpy_arrays():
     assert fastbn._fast_ok(x, (v, v), (0, 2, 3))
     assert not fastbn._fast_ok(FakeCupyArray(), (v, v), (0, 2, 3))
     assert not fastbn._fast_ok(x, (FakeCupyArray(), v), (0, 2, 3))
-    fastconv.enable()
+    fastpath.enable()
     for cls in (c2d.Convolution2DFunction, c2d.Convolution2DGradW,
                 d2d.Deconvolution2DFunction):
         for name in ('forward_gpu', '_forward_gpu_core', 'forward'):
@@ -197,7 +197,7 @@ def test_fast_path_guards_refuse_non_numpy_arrays():
 def test_fast_path_runs_on_cpu_only(dev, monkeypatch):
     """A train step and an evaluation of the U-Net: the fast CPU code runs on the CPU
     backend, and never on the GPU backend (whose arrays are CuPy's)."""
-    fastconv.enable()
+    fastpath.enable()
     model = tiny_unet()
     model.to_device(dev.chainer_device)
     counters = fast_counters(monkeypatch)
@@ -257,7 +257,7 @@ def test_weights_saved_from_the_device_load_on_the_cpu(dev, tmp_path):
 def test_colorize_and_metrics_on_the_device(dev):
     """models.colorize on the device equals the CPU network on the same lines padded with
     paper by hand (40 -> 48) and cropped; the metrics of evaluate() are those outputs'."""
-    from tutorial_lib import metrics, models, training
+    from tutorial_lib import evaluation, metrics, models, training
     pairs = synthetic_pairs(3, 40, seed=5)     # 40: padded to 48 and cropped
     model = tiny_unet()
     padded = np.full((3, 1, 48, 48), 1.0, np.float32)   # paper
@@ -272,7 +272,7 @@ def test_colorize_and_metrics_on_the_device(dev):
     assert diff.max() <= 2 and (diff == 0).mean() > 0.99
     if dev.name == 'cpu':
         np.testing.assert_array_equal(out, ref)
-    m = metrics.evaluate(model, pairs)
+    m = evaluation.evaluate(model, pairs)
     mse = ((out.astype(float) - pairs.colors) ** 2).mean(axis=(1, 2, 3))
     assert m['n'] == 3
     assert m['psnr'] == pytest.approx(np.mean(10 * np.log10(255 ** 2 / mse)), abs=0.05)
@@ -308,7 +308,7 @@ def test_import_on_the_gpu_machine_prints_nothing(gpu):
 @pytest.mark.gpu
 def test_gpu_forward_and_gradients_match_the_cpu(gpu):
     """The same U-Net (hint input, 64 px) on CPU (fast path) and GPU (im2col + cuBLAS)."""
-    fastconv.enable()
+    fastpath.enable()
     cpu, dev = tiny_unet(in_ch=4, width=1 / 8), tiny_unet(in_ch=4, width=1 / 8)
     dev.to_device(gpu.chainer_device)
     cb = backend.Backend('cpu', np, -1, 'test')
@@ -500,12 +500,12 @@ def test_apply_env_defaults_in_a_given_mapping():
 
 def _init_imports_backend_before_chainer():
     text = (REPO_ROOT / 'tutorial_lib' / '__init__.py').read_text()
-    b, f = text.find('import backend'), text.find('import fastconv')
+    b, f = text.find('import backend'), text.find('import fastpath')
     return 0 <= b < f
 
 
 @pytest.mark.xfail(not _init_imports_backend_before_chainer(), strict=True,
-                   reason='tutorial_lib/__init__.py imports fastconv (and so Chainer) before '
+                   reason='tutorial_lib/__init__.py imports fastpath (and so Chainer) before '
                           'backend, so CHAINER_CUDNN=0 comes too late for the import-time '
                           'warning; see docs/gpu.md')
 def test_import_tutorial_lib_with_cupy14_is_quiet(fake_cupy):

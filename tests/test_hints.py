@@ -112,19 +112,19 @@ def test_dot_sizes_and_avoid_ink():
     assert 1 <= mask.sum() <= 9
 
 
-def test_sample_hints_from_truth_exact_count_and_nested():
+def test_truth_hints_exact_count_and_nested():
     color = _picture(20, 20)
     for n in (0, 1, 5, 10, 25, 50, 100):
-        rgb, mask = H.sample_hints_from_truth(color, n, _rng(9))
+        rgb, mask = H.truth_hints(color, n, seed=9)
         assert mask.sum() == n
         np.testing.assert_array_equal(rgb[mask], color[mask])
-    _, m5 = H.sample_hints_from_truth(color, 5, _rng(9))
-    _, m10 = H.sample_hints_from_truth(color, 10, _rng(9))
+    _, m5 = H.truth_hints(color, 5, seed=9)
+    _, m10 = H.truth_hints(color, 10, seed=9)
     assert (m10 | m5).sum() == 10           # same seed: 5-set inside the 10-set
-    _, big = H.sample_hints_from_truth(color, 3, _rng(9), radius=2)
+    _, big = H.truth_hints(color, 3, seed=9, radius=2)
     assert big.sum() > 3
     with pytest.raises(ValueError, match='number of pixels'):
-        H.sample_hints_from_truth(color, 401, _rng(9))
+        H.truth_hints(color, 401, seed=9)
 
 
 def test_config_validation():
@@ -260,13 +260,13 @@ def test_sample_hints_with_radius_at_the_border():
     color = np.zeros((12, 12, 3), np.uint8)
     color[:, :6] = 255                           # white left half, black right half
     for seed in range(5):
-        rgb, mask = H.sample_hints_from_truth(color, 144, _rng(seed), radius=1)
+        rgb, mask = H.truth_hints(color, 144, seed=seed, radius=1)
         assert mask.all()                        # disks clipped at the border, no error
-    rgb, mask = H.sample_hints_from_truth(color, 1, _rng(0), radius=3)
+    rgb, mask = H.truth_hints(color, 1, seed=0, radius=3)
     values = {tuple(v) for v in rgb[mask]}
     assert len(values) == 1                      # one dot, one (mean) color
     with pytest.raises(ValueError, match='radius'):
-        H.sample_hints_from_truth(color, 1, _rng(0), radius=-1)
+        H.truth_hints(color, 1, seed=0, radius=-1)
 
 
 def test_recipes_are_copies_and_classroom_gives_more_hint_pixels():
@@ -305,7 +305,7 @@ def _one_dot(mask, shape):
 def test_truth_hint_dot_is_a_13_pixel_disk_of_the_mean_color():
     color = _picture(30, 30, seed=5)                       # every pixel its own color
     for seed in range(4):
-        rgb, mask = H.sample_hints_from_truth(color, 1, _rng(seed), radius=2)
+        rgb, mask = H.truth_hints(color, 1, seed=seed, radius=2)
         if mask.sum() < 13:                                  # clipped at the border
             continue
         assert mask.sum() == 13
@@ -318,12 +318,24 @@ def test_truth_hint_dot_is_a_13_pixel_disk_of_the_mean_color():
         break
     else:
         raise AssertionError('no unclipped dot drawn')
-    # the batch helper the hints curve uses draws the same dots
-    from tutorial_lib import stage2
-    rgb2, mask2 = stage2.truth_hints(color[None], 1, seed=0, radius=2)
-    ref_rgb, ref_mask = H.sample_hints_from_truth(color, 1, np.random.RandomState([0, 0]), 2)
+    # one picture draws the dots of the first picture of a batch
+    rgb2, mask2 = H.truth_hints(color[None], 1, seed=0, radius=2)
+    ref_rgb, ref_mask = H.truth_hints(color, 1, seed=0, radius=2)
     np.testing.assert_array_equal(mask2[0], ref_mask)
     np.testing.assert_array_equal(rgb2[0], ref_rgb)
+
+
+def test_truth_hints_only_where_allowed():
+    color = _picture(20, 20)
+    line = np.full((20, 20), 255, np.uint8)
+    line[:, :10] = 0                                   # ink on the left half
+    where = H.colored_off_ink(line, color)
+    rgb, mask = H.truth_hints(color, 30, seed=3, where=where)
+    assert mask.sum() == 30 and not mask[:, :10].any()
+    _, few = H.truth_hints(color, 10, seed=3, where=where)
+    assert (few <= mask).all()                         # nested as without ``where``
+    with pytest.raises(ValueError, match='number of pixels'):
+        H.truth_hints(color, int(where.sum()) + 1, where=where)
 
 
 def test_simulated_dot_is_a_square_of_the_mean_color():

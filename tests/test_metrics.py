@@ -6,7 +6,7 @@ import pytest
 
 import tutorial_lib  # noqa: F401
 from tutorial_lib.pairs import SimplePairs, synthetic_pairs
-from tutorial_lib import metrics, models, training
+from tutorial_lib import evaluation, metrics, models, training
 
 
 def rng_image(seed=0, shape=(32, 32, 3)):
@@ -97,7 +97,7 @@ def test_evaluate_perfect_and_gray_models():
     u = models.UNET(in_ch=1, width=1 / 16)
     u.dc0.W.array[...] = 0
     u.dc0.b.array[...] = 0
-    m, out = metrics.evaluate(u, pairs, return_outputs=True)
+    m, out = evaluation.evaluate(u, pairs, return_outputs=True)
     assert (out == 128).all()
     assert m['colorfulness'] == 0 and m['colorfulness_ratio'] == 0
     assert m['line_preservation'] == 0   # gray 128 is not dark
@@ -111,16 +111,16 @@ def test_evaluate_refuses_train_pictures():
     u = models.UNET(in_ch=1, width=1 / 16)
     pairs = synthetic_pairs(2, 32, split='train')
     with pytest.raises(ValueError, match='TRAIN'):
-        metrics.evaluate(u, pairs)
+        evaluation.evaluate(u, pairs)
     with pytest.warns(UserWarning):
-        metrics.evaluate(u, pairs, allow_train=True)
+        evaluation.evaluate(u, pairs, allow_train=True)
     # OpenMoji hexcodes are checked by name, whatever the container says
     name = next(h for h in ['1F600', '1F98A', '1F34E', '1F697', '2615', '1F3B8', '1F4DA']
                 if openmoji.split_of(h) == 'train')
     pairs = SimplePairs([name], np.full((1, 32, 32), 255, np.uint8),
                                  np.full((1, 32, 32, 3), 255, np.uint8), split='?')
     with pytest.raises(ValueError, match='TRAIN'):
-        metrics.evaluate(u, pairs)
+        evaluation.evaluate(u, pairs)
 
 
 def test_hue_stats():

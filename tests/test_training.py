@@ -229,10 +229,10 @@ def test_manifest_test_metrics_are_reproduced(name):
     entry = training.read_manifest().get('checkpoints', {}).get(name)
     if entry is None:
         pytest.skip('%s is not shipped yet' % name)
-    from tutorial_lib import metrics
+    from tutorial_lib import evaluation
     test = data.load_split_resized('test', entry['config']['size'])
     assert entry['config']['lines'] == 'human'
-    got = metrics.evaluate(training.load_checkpoint(name), test)
+    got = evaluation.evaluate(training.load_checkpoint(name), test)
     for key, want in entry['test_metrics'].items():
         # float32 convolutions may round differently from the machine that shipped them
         assert got[key] == pytest.approx(want, rel=1e-5, abs=1e-6), (name, key)
@@ -241,7 +241,7 @@ def test_manifest_test_metrics_are_reproduced(name):
 def test_manifest_truth_metrics_are_reproduced():
     """The ground truth's own numbers in every manifest entry, recomputed from the TEST
     split (no network needed)."""
-    from tutorial_lib import metrics
+    from tutorial_lib import evaluation
     entries = training.read_manifest().get('checkpoints', {})
     sizes = {e['config']['size'] for e in entries.values()
              if e['config'].get('stage', 1) == 1}

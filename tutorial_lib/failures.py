@@ -37,10 +37,11 @@ import numpy as np
 
 from . import atomic
 from . import cli
+from . import evaluation
 from . import metrics
 from . import stage2
 from . import training
-from .hints import Stroke, rasterize
+from .hints import INK_THRESHOLD, Stroke, encode_batch, rasterize, truth_hints
 from .models import colorize, decode_colors, encode_colors
 
 SECTIONS = ('harsh', 'spread', 'thickness', 'dense', 'yuv', 'domain')
@@ -69,7 +70,7 @@ PALETTE = ((230, 30, 30), (30, 160, 40), (40, 80, 230), (250, 220, 30), (200, 40
 # --------------------------------------------------------------------------- helpers
 
 def mean_psnr(outputs, colors):
-    """Mean PSNR (dB), each picture capped at metrics.PSNR_CAP like metrics.evaluate."""
+    """Mean PSNR (dB), each picture capped at metrics.PSNR_CAP like evaluation.evaluate."""
     return float(np.mean(np.minimum(metrics.psnr(outputs, colors), metrics.PSNR_CAP)))
 
 
@@ -110,11 +111,11 @@ def harsh_adboss(gens, pairs, weights, outputs=None):
     rows = []
     for label, gen in gens.items():
         if outputs is not None and label in outputs:
-            metrics.check_test_pairs(pairs)
+            evaluation.check_test_pairs(pairs)
             o = np.asarray(outputs[label])
             m = metrics.summarize(metrics.scores(o, pairs), o, np.asarray(pairs.colors))
         else:
-            m = metrics.evaluate(gen, pairs)
+            m = evaluation.evaluate(gen, pairs)
         rows.append(dict(model=label, adv_weight=float(weights[label]), psnr=m['psnr'],
                          line_preservation=m['line_preservation'],
                          line_preservation_truth=m['line_preservation_truth'],
@@ -126,7 +127,7 @@ def harsh_adboss(gens, pairs, weights, outputs=None):
 def lost_lines_map(lines, picture):
     """Where a picture lost its lines: uint8 RGB, ink still dark in ``picture`` light gray,
     ink that turned light (luminance >= metrics.DARK) red, everything else white."""
-    ink = np.asarray(lines) < metrics.INK
+    ink = np.asarray(lines) < INK_THRESHOLD
     lost = ink & (metrics.luminance(np.asarray(picture)[None])[0] >= metrics.DARK)
     out = np.full(ink.shape + (3,), 255, np.uint8)
     out[ink] = (190, 190, 190)
@@ -139,7 +140,7 @@ def lost_lines_map(lines, picture):
 def pick_spot(line, color, rng):
     """(x, y) of a pixel inside a colored region: paper in the line art (the dot must not
     sit on ink) and not white in the truth (a region a user would want to recolor)."""
-    ok = (np.asarray(line) >= metrics.INK) & (metrics.luminance(color) < 230)
+    ok = (np.asarray(line) >= INK_THRESHOLD) & (metrics.luminance(color) < 230)
     ys, xs = np.nonzero(ok)
     if not len(ys):   # an all-white picture: the middle will do
         return line.shape[1] // 2, line.shape[0] // 2
@@ -156,7 +157,7 @@ def farthest_color(rgb):
 def region_of(line, x, y):
     """bool (H,W): the paper pixels connected to (x, y) without crossing ink -- the
     region a hint at (x, y) is meant to color."""
-    paper = (np.asarray(line) >= metrics.INK).astype(np.uint8)
+    paper = (np.asarray(line) >= INK_THRESHOLD).astype(np.uint8)
     _, labels = cv2.connectedComponents(paper, connectivity=4)
     return labels == labels[y, x] if paper[y, x] else np.zeros(paper.shape, bool)
 
@@ -202,7 +203,7 @@ def hint_spread(gen, pairs, radius=None, seed=0, dot=SPREAD_DOT, return_outputs=
     radius = radius or lines.shape[1] // 8
     before = colorize(gen, lines)
     rgb, mask, spots = one_hint_inputs(pairs, before, seed, dot)
-    after = colorize(gen, lines, extra=stage2.encode_hint_batch(rgb, mask))
+    after = colorize(gen, lines, extra=encode_batch(rgb, mask))
     parts = [change_split(b, a, x, y, radius, region_of(l, x, y))
              for b, a, l, (x, y) in zip(before, after, lines, spots)]
     out = {k: float(np.nanmean([p[k] for p in parts])) for k in parts[0]}
@@ -250,38 +251,38 @@ def line_thickness(gen, pairs, steps=THICKNESS_STEPS):
     for k in steps:
         changed = change_thickness(lines, k)
         out = colorize(gen, changed)
-        paper = (lines >= metrics.INK) & (changed >= metrics.INK)
+        paper = (lines >= INK_THRESHOLD) & (changed >= INK_THRESHOLD)
         rows.append(dict(k=int(k), psnr=mean_psnr(out, colors),
                          psnr_fills=masked_psnr(out, colors, paper),
                          line_preservation=float(np.nanmean(
                              metrics.line_preservation(out, lines))),
                          line_preservation_input=float(np.nanmean(
                              metrics.line_preservation(out, changed))),
-                         ink_share=float((changed < metrics.INK).mean())))
+                         ink_share=float((changed < INK_THRESHOLD).mean())))
     return rows
 
 
 # ------------------------------------------------------- 4. detailed / sloppy hints
 
-def dense_hints(gen, pairs, counts=DENSE_COUNTS, seed=0, radius=stage2.CURVE_RADIUS):
-    """The hints curve (``stage2.hints_curve``, dots of ``radius`` px) past 100 hints."""
-    return stage2.hints_curve(gen, pairs, counts=counts, seed=seed, radius=radius)
+def dense_hints(gen, pairs, counts=DENSE_COUNTS, seed=0, radius=evaluation.CURVE_RADIUS):
+    """The hints curve (``evaluation.hints_curve``, dots of ``radius`` px) past 100 hints."""
+    return evaluation.hints_curve(gen, pairs, counts=counts, seed=seed, radius=radius)
 
 
 def noisy_hints(gen, pairs, n=NOISY_COUNT, sigmas=NOISE_SIGMAS, seed=0,
-                radius=stage2.CURVE_RADIUS):
+                radius=evaluation.CURVE_RADIUS):
     """PSNR with ``n`` truth hints (dots of ``radius`` px) whose colors carry Gaussian noise
     of ``sigma`` (uint8 units, per pixel and channel; the same positions for every sigma).
     A user's colors are never exact; a model that copies hints copies the error too."""
     colors = np.asarray(pairs.colors)
-    rgb, mask = stage2.truth_hints(colors, n, seed, radius)
+    rgb, mask = truth_hints(colors, n, seed, radius)
     noise = np.random.RandomState([seed, 1]).standard_normal(rgb.shape)
     rows = []
     for s in sigmas:
         noisy = np.clip(np.rint(rgb + s * noise), 0, 255).astype(np.uint8)
-        out = colorize(gen, pairs.lines, extra=stage2.encode_hint_batch(noisy, mask))
+        out = colorize(gen, pairs.lines, extra=encode_batch(noisy, mask))
         rows.append(dict(sigma=float(s), hints=int(n), psnr=mean_psnr(out, colors),
-                         hint_error_truth=stage2.hint_error(out, rgb, mask)))
+                         hint_error_truth=evaluation.hint_error(out, rgb, mask)))
     return rows
 
 

@@ -18,6 +18,9 @@ metrics.py):
 import numpy as np
 
 from . import metrics
+from .evaluation import check_test_pairs
+from .hints import INK_THRESHOLD
+from .models import colorize
 
 PAPER = 235          # truth pixels brighter than this in every channel are paper
 
@@ -40,7 +43,7 @@ def fill_chroma(images, truth, lines):
     """(mean chroma inside the drawing, fraction of paper pixels with chroma >= 40)."""
     truth = np.asarray(truth)
     paper = (truth > PAPER).all(-1)
-    inside = ~paper & (np.asarray(lines) >= metrics.INK)
+    inside = ~paper & (np.asarray(lines) >= INK_THRESHOLD)
     chroma = _chroma(images)
     return float(chroma[inside].mean()), float((chroma[paper] >= metrics.MIN_CHROMA).mean())
 
@@ -49,8 +52,7 @@ def measure(gen, pairs, outputs=None):
     """The lesson's numbers for one U-Net on TEST pairs; ``outputs``: its pictures, if
     already computed. Keys: hue_distance, fill_chroma, paper_speckle, lines_kept and
     fill_chroma_truth, lines_kept_truth."""
-    from .models import colorize
-    metrics.check_test_pairs(pairs)
+    check_test_pairs(pairs)
     lines, truth = np.asarray(pairs.lines), np.asarray(pairs.colors)
     if outputs is None:
         outputs = colorize(gen, lines)

@@ -16,7 +16,7 @@ of choice in OpenCV YUV (0..255): an empty pixel there is ``(Y, U, V) = (-512, 1
 a luminance no real color has. We stay in RGB to match the rest of the course.
 
 Other pieces: :class:`HintConfig` / :func:`simulate` invent hints from the true colors for
-training; :func:`sample_hints_from_truth` gives exactly *n* for "quality vs number of hints"
+training; :func:`truth_hints` gives exactly *n* for "quality vs number of hints"
 curves; :class:`Stroke` / :func:`rasterize` turn a user's dots and strokes into a hint image;
 hint images are stored as RGBA PNGs where alpha marks the hinted pixels.
 """
@@ -65,6 +65,12 @@ def encode(hint_rgb, mask):
     out = empty(*mask.shape)
     out[:, mask] = hint_rgb[mask].T.astype(np.float32) / 127.5 - 1.0
     return out
+
+
+def encode_batch(hint_rgb, mask):
+    """(N,H,W,3) colors + (N,H,W) masks -> float32 (N,3,H,W) hint channels."""
+    return np.stack([encode(r, m) for r, m in zip(hint_rgb, mask)]) if len(mask) \
+        else np.zeros((0, 3) + np.asarray(mask).shape[1:], np.float32)
 
 
 def decode(channels):
@@ -276,25 +282,25 @@ def simulate_batch(colors, rng, cfg=None, lines=None):
                      for i, c in enumerate(colors)])
 
 
-def sample_hints_from_truth(color, n, rng, radius=0):
-    """Exactly ``n`` hints at distinct uniform positions, colored from the ground truth.
+def colored_off_ink(lines, colors, ink=INK_THRESHOLD, paper=PAPER_LEVEL):
+    """Pixels where a user would put a hint: not ink in the line art, not paper in the
+    truth (some channel below ``paper``) -> bool, the shape of ``lines``."""
+    return (np.asarray(lines) >= ink) & (np.asarray(colors) < paper).any(axis=-1)
 
-    Each hint is a disk of ``radius`` px (0 = one pixel) filled with the true mean color under
-    it, like a careful user's dot. The positions are the first ``n`` of one random
-    permutation, so with the same seed the 10-hint set contains the 5-hint set: curves of
-    quality vs number of hints (0, 1, 5, 10, 25, 50, 100) are nested, not re-drawn.
-    """
+
+def _truth_hints_one(color, n, rng, radius, where):
     color = _check_color(color)
     h, w = color.shape[:2]
-    if not 0 <= n <= h * w:
-        raise ValueError('n must be between 0 and the number of pixels (%d), got %r'
-                         % (h * w, n))
+    places = np.arange(h * w) if where is None else np.flatnonzero(np.asarray(where, bool))
+    if not 0 <= n <= len(places):
+        raise ValueError('n must be between 0 and the number of pixels it may use (%d), got %r'
+                         % (len(places), n))
     if not radius >= 0:
         raise ValueError('radius must be >= 0, got %r' % (radius,))
     r = int(round(radius))
     kernel = _disk_kernel(r).astype(bool)
     hint_rgb, mask = np.zeros((h, w, 3), np.uint8), np.zeros((h, w), bool)
-    for pos in rng.permutation(h * w)[:n]:
+    for pos in places[rng.permutation(len(places))[:n]]:
         y, x = divmod(int(pos), w)
         y0, y1, x0, x1 = max(y - r, 0), min(y + r + 1, h), max(x - r, 0), min(x + r + 1, w)
         disk = kernel[y0 - y + r:y1 - y + r, x0 - x + r:x1 - x + r]  # clipped at the border
@@ -302,6 +308,29 @@ def sample_hints_from_truth(color, n, rng, radius=0):
         win_rgb[disk] = np.rint(color[y0:y1, x0:x1][disk].mean(axis=0)).astype(np.uint8)
         win_mask |= disk
     return hint_rgb, mask
+
+
+def truth_hints(colors, n, seed=0, radius=0, where=None):
+    """Exactly ``n`` hints per true picture -> (hint_rgb uint8 (...,H,W,3), mask bool (...,H,W)).
+
+    ``colors``: one picture (H,W,3) or a batch (N,H,W,3). Each hint is a disk of ``radius``
+    px (0 = one pixel) filled with the true mean color under it, like a careful user's dot,
+    centred on a uniform random pixel (or one where ``where``, bool (...,H,W), is True, e.g.
+    :func:`colored_off_ink`). Picture i draws one permutation of ``RandomState([seed, i])``
+    and takes its first ``n`` positions: the 10 hints contain the 5, so curves of quality
+    vs number of hints are nested, and every model compared gets the same hints.
+    """
+    colors = np.asarray(colors)
+    if colors.ndim == 3:
+        rgb, mask = truth_hints(colors[None], n, seed, radius,
+                                None if where is None else np.asarray(where)[None])
+        return rgb[0], mask[0]
+    rgb = np.zeros(colors.shape, np.uint8)
+    mask = np.zeros(colors.shape[:3], bool)
+    for i, c in enumerate(colors):
+        rgb[i], mask[i] = _truth_hints_one(c, n, np.random.RandomState([seed, i]), radius,
+                                           None if where is None else where[i])
+    return rgb, mask
 
 
 # ---------------------------------------------------------------------------- user hints

@@ -32,22 +32,22 @@ produces them (``models.colorize``), and compare an output with the ground truth
 * :func:`evaluate` -- runs a model on TEST pairs and averages all of the above.
 """
 import math
-import re
 import warnings
 
 import cv2
 import numpy as np
 
+from .infra.backend import to_cpu
+from .hints import INK_THRESHOLD
+
 PSNR_CAP = 100.0   # dB; what an identical picture counts as in averages
 MIN_CHROMA = 40    # max(R,G,B) - min(R,G,B) at least this: a colored pixel
 HUE_BINS = 36      # 10 degrees each
 SKIN_HUES = (10, 50)  # degrees: skin tones, browns, oranges
-INK = 128          # a line-art pixel below this is ink
 DARK = 100         # a picture pixel with luminance below this is dark
 
 
 def _batch(images):
-    from .infra.backend import to_cpu
     a = np.asarray(to_cpu(images))   # metrics run on the CPU, whatever made the pictures
     if a.ndim == 3 and a.shape[-1] == 3:
         a = a[None]
@@ -115,7 +115,7 @@ def colorfulness(images):
     return float(out[0]) if single else out
 
 
-def line_preservation(images, lines, ink=INK, dark=DARK):
+def line_preservation(images, lines, ink=INK_THRESHOLD, dark=DARK):
     """Fraction of ink pixels of ``lines`` (uint8 (N,H,W), 255 = paper) that are dark in
     ``images``. NaN for a picture without ink. Float for one picture, array for a batch."""
     single = np.asarray(images).ndim == 3
@@ -158,34 +158,6 @@ def hue_stats(images, min_chroma=MIN_CHROMA, bins=HUE_BINS, skin=SKIN_HUES):
                 saturation=float(sat.mean()), colored_fraction=float(mask.mean()))
 
 
-# ---------------------------------------------------------------------------------------
-
-HEXCODE = re.compile(r'^[0-9A-F]{4,6}(-[0-9A-F]{4,6})*$')
-
-
-def check_test_pairs(pairs, allow_train=False):
-    """Refuse pairs that are (or contain) OpenMoji TRAIN pictures.
-
-    Pairs made by ``data.load_split`` carry OpenMoji hexcodes as names; their split is
-    recomputed with ``openmoji.split_of``. Other names (user folders, synthetic data)
-    cannot be checked and pass.
-    """
-    split = getattr(pairs, 'split', None)
-    names = [n for n in getattr(pairs, 'names', []) if HEXCODE.match(str(n))]
-    n_train = 0
-    if names:
-        from .openmoji import split_of
-        n_train = sum(split_of(n) == 'train' for n in names)
-    if split == 'train' or n_train:
-        msg = ('evaluate() measures generalisation and wants TEST pictures, but %s of these '
-               'pairs are from the TRAIN split. Use data.load_split("test", ...) or '
-               'data.load_samples(); pass allow_train=True to measure the fit on '
-               'training pictures on purpose.' % (n_train or 'all'))
-        if not allow_train:
-            raise ValueError(msg)
-        warnings.warn(msg)
-
-
 def scores(outputs, pairs):
     """Per-picture metrics of uint8 RGB outputs against pairs (dict of arrays)."""
     outputs = _batch(outputs)
@@ -217,21 +189,6 @@ def summarize(per_picture, outputs=None, truth=None):
             for key in ('hue_entropy', 'skin_share', 'saturation'):
                 m[key + suffix] = h[key]
     return m
-
-
-def evaluate(model, test_pairs, batch_size=16, allow_train=False, return_outputs=False):
-    """Run ``model`` on TEST pairs and return the mean metrics as a dict.
-
-    Keys: psnr (dB, capped at PSNR_CAP), ssim, colorfulness, colorfulness_truth,
-    colorfulness_ratio, line_preservation, line_preservation_truth, hue_entropy,
-    hue_entropy_truth, skin_share, skin_share_truth, saturation, saturation_truth, n.
-    With ``return_outputs=True`` returns (metrics, outputs uint8 (N,H,W,3)).
-    """
-    from .models import colorize
-    check_test_pairs(test_pairs, allow_train)
-    outputs = colorize(model, np.asarray(test_pairs.lines), batch_size=batch_size)
-    m = summarize(scores(outputs, test_pairs), outputs, np.asarray(test_pairs.colors))
-    return (m, outputs) if return_outputs else m
 
 
 COLUMNS = [('psnr', 'PSNR dB', '%.2f'), ('ssim', 'SSIM', '%.3f'),
@@ -274,46 +231,3 @@ def format_table(results, truth=True):
         if j == 0:
             out.append('-' * len(out[0]))
     return '\n'.join(out)
-
-
-def plot_hue_histograms(sets, axes=None, title=None):
-    """Hue histograms (see :func:`hue_stats`) of several picture sets, one row each, e.g.
-    ``{'ground truth': test.colors, 'U-Net + L2': outputs}``. Each bar is drawn in its hue;
-    the first set (the truth) is repeated as a black outline in every other row, and the
-    skin/brown band is shaded. Returns the axes."""
-    import colorsys
-    import matplotlib.pyplot as plt
-    n = len(sets)
-    if axes is None:
-        fig, axes = plt.subplots(n, 1, figsize=(10, 1.25 * n + 0.9), sharex=True,
-                                 squeeze=False, layout='constrained')
-        axes = axes[:, 0]
-    step = 360.0 / HUE_BINS
-    centers = np.arange(HUE_BINS) * step + step / 2
-    colors = [colorsys.hsv_to_rgb(c / 360.0, 0.75, 0.9) for c in centers]
-    stats = {label: hue_stats(images) for label, images in sets.items()}
-    top = max(float(np.max(h['hist'])) for h in stats.values()) * 1.15
-    reference = None
-    for ax, (label, h) in zip(axes, stats.items()):
-        ax.axvspan(SKIN_HUES[0], SKIN_HUES[1], color='0.9', zorder=-1)
-        ax.bar(centers, h['hist'], width=step * 0.9, color=colors, edgecolor='0.3',
-               linewidth=0.4)
-        if reference is not None:
-            ax.stairs(reference[1]['hist'], np.arange(HUE_BINS + 1) * step, color='k',
-                      linewidth=1.0, label=reference[0])
-            ax.legend(loc='upper right', fontsize=8, frameon=False)
-        else:
-            reference = (label + ' (outline)', h)
-        ax.set_ylim(0, top)
-        ax.set_title('%s: %.2f hue bits, skin share %.2f' % (label, h['hue_entropy'],
-                                                              h['skin_share']),
-                     loc='left', fontsize=9)
-        ax.set_ylabel('share', fontsize=8)
-        ax.tick_params(labelsize=8)
-    axes[-1].set_xlim(0, 360)
-    axes[-1].set_xticks(range(0, 361, 40))
-    axes[-1].set_xlabel('hue (degrees) of the colored pixels; gray band: skin / brown '
-                        '(%d-%d deg)' % SKIN_HUES)
-    if title:
-        axes[0].figure.suptitle(title)
-    return axes

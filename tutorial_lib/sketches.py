@@ -693,20 +693,20 @@ def paper_lightness(images, lines, far=FAR):
 
 def _hinted_colors(stage1, stage2, lines, colors, n, seed):
     """Colors of ``lines`` with ``n`` hints sampled from ``colors`` (the curve's recipe)."""
-    from . import models
+    from . import evaluation, hints, models
     from . import stage2 as stage2_mod
     from .colorize import STAGE1_SIDE
     size = lines.shape[1]
     small = colors if size == STAGE1_SIDE else np.stack(
         [stage2_mod.resize(c, (STAGE1_SIDE, STAGE1_SIDE)) for c in colors])
-    rgb, mask = stage2_mod.truth_hints(small, n, seed, radius=stage2_mod.CURVE_RADIUS)
+    rgb, mask = hints.truth_hints(small, n, seed, radius=evaluation.CURVE_RADIUS)
     if stage2 is None and size == STAGE1_SIDE:
-        extra = stage2_mod.encode_hint_batch(rgb, mask) if stage1.in_ch == 4 else None
+        extra = hints.encode_batch(rgb, mask) if stage1.in_ch == 4 else None
         return models.colorize(stage1, lines, extra=extra), (rgb, mask)
     from .colorize import Colorizer
     col = Colorizer(stage1, stage2)
-    hints = [(rgb[i], mask[i]) if stage1.in_ch == 4 else None for i in range(len(lines))]
-    return np.stack([col.colorize(line, hints=h) for line, h in zip(lines, hints)]), (rgb, mask)
+    given = [(rgb[i], mask[i]) if stage1.in_ch == 4 else None for i in range(len(lines))]
+    return np.stack([col.colorize(line, hints=h) for line, h in zip(lines, given)]), (rgb, mask)
 
 
 def measure(stage1=None, stage2=None, hint_counts=(0, 10), size=128, limit=None, seed=0,
@@ -716,8 +716,8 @@ def measure(stage1=None, stage2=None, hint_counts=(0, 10), size=128, limit=None,
     ``stage1``: a U-Net or a checkpoint name/path (default: the Colorizer's stage 1);
     ``stage2``: None (stage 1 alone at ``size`` = 128 px, as the course's hints curve) or a
     stage-2 U-Net/name (the two-stage Colorizer, e.g. at ``size=256``). Hints: ``n`` disks
-    of radius ``stage2.CURVE_RADIUS`` at 128 px, colored from the truth
-    (:func:`stage2.truth_hints`, seed ``seed``). ``outputs=True`` also returns the pictures
+    of radius ``evaluation.CURVE_RADIUS`` at 128 px, colored from the truth
+    (:func:`hints.truth_hints`, seed ``seed``). ``outputs=True`` also returns the pictures
     (keys pairs, drawings, outputs, hints, drawing_outputs) for :func:`contact_sheet`.
     ``label``: how to name a stage 1 given as a network in the report.
     """

@@ -50,8 +50,8 @@ from . import augment
 from .infra import backend as backend_mod
 from . import cli
 from . import configs as configs_mod
+from . import evaluation
 from . import data
-from . import fill as fill_mod
 from . import hints as hints_mod
 from . import metrics as metrics_mod
 from . import training
@@ -60,11 +60,6 @@ from .pairs import SimplePairs, synthetic_pairs
 from .models import UNET, colorize, encode_colors, encode_lines, load_weights, read_meta
 from .models import warm_start as models_warm_start
 
-# ideepcolor (Zhang et al. 2017, "Real-Time User-Guided Image Colorization with Learned
-# Deep Priors"), PSNR on ImageNet vs the number of hint points sampled from the truth.
-ZHANG_2017 = {0: 24.4, 1: 25.4, 10: 28.4, 100: 31.1, 500: 32.1}
-ZHANG_2017_CREDIT = 'reference: Zhang et al. 2017 (ideepcolor), ImageNet'
-HINT_COUNTS = (0, 1, 5, 10, 25, 50, 100)
 
 
 # ---------------------------------------------------------------------------------------
@@ -126,32 +121,11 @@ class ExtraPairs(SimplePairs):
     extra: object = None
 
 
-def truth_hints(colors, n, seed=0, radius=0):
-    """``n`` hints sampled from each true picture -> (hint_rgb (N,H,W,3), mask (N,H,W)).
-
-    Picture i uses ``RandomState([seed, i])``: the hint sets are nested across ``n``
-    (the 10 hints contain the 5), and the same for every model compared.
-    """
-    colors = np.asarray(colors)
-    rgb = np.zeros(colors.shape, np.uint8)
-    mask = np.zeros(colors.shape[:3], bool)
-    for i, c in enumerate(colors):
-        rgb[i], mask[i] = hints_mod.sample_hints_from_truth(
-            c, n, np.random.RandomState([seed, i]), radius)
-    return rgb, mask
-
-
-def encode_hint_batch(hint_rgb, mask):
-    """(N,H,W,3) colors + (N,H,W) masks -> float32 (N,3,H,W) hint channels."""
-    return np.stack([hints_mod.encode(r, m) for r, m in zip(hint_rgb, mask)]) if len(mask) \
-        else np.zeros((0, 3) + np.asarray(mask).shape[1:], np.float32)
-
-
 def hint_preview_pairs(pairs, n_hints=10, seed=0):
     """Preview pairs for a hint U-Net: each picture with ``n_hints`` true-color dots."""
-    rgb, mask = truth_hints(pairs.colors, n_hints, seed, radius=1)
+    rgb, mask = hints_mod.truth_hints(pairs.colors, n_hints, seed, radius=1)
     return ExtraPairs(list(pairs.names), np.asarray(pairs.lines), np.asarray(pairs.colors),
-                      getattr(pairs, 'split', 'test'), encode_hint_batch(rgb, mask))
+                      getattr(pairs, 'split', 'test'), hints_mod.encode_batch(rgb, mask))
 
 
 # ---------------------------------------------------------------------------------------
@@ -529,187 +503,6 @@ def obtain(name, quick=False, retrain=False, progress=True):
 
 
 # ---------------------------------------------------------------------------------------
-# Measuring
-# ---------------------------------------------------------------------------------------
-
-def hint_error(outputs, hint_rgb, mask):
-    """Mean absolute RGB error (0..255 units) between outputs and the hint colors, over
-    the hinted pixels of all pictures pooled; NaN when there is no hinted pixel."""
-    m = np.asarray(mask, bool)
-    if not m.any():
-        return float('nan')
-    diff = np.abs(np.asarray(outputs, np.float64)[m] - np.asarray(hint_rgb, np.float64)[m])
-    return float(diff.mean())
-
-
-# The hint of the course's curves: a disk of radius 2 px (13 pixels) at 128 px, about
-# what one click with the canvas's smallest round brush leaves. Single pixels (radius 0)
-# are the harder variant, also recorded.
-CURVE_RADIUS = 2
-
-
-def hints_curve(gen, pairs, counts=HINT_COUNTS, seed=0, radius=0, lines=None,
-                batch_size=32):
-    """PSNR and hint-color error vs the number of hints (ideepcolor's measurement).
-
-    For each count n, every picture gets n hints sampled from its true colors with
-    :func:`truth_hints` (one pixel each for ``radius=0``, positions uniform over the whole
-    picture, nested across n, the same for every model); the hint U-Net colors it; we
-    record the mean PSNR (dB) and the **hint error**: the mean absolute RGB difference
-    (0..255) between the output and the hint color at the hinted pixels (does the network
-    obey the hints?). ``lines``: the line art to color (default ``pairs.lines``; e.g.
-    OpenCV-extracted lines of the same pictures).
-
-    ``gen`` may also be any function ``(lines, hint_rgb, mask) -> uint8 (N,H,W,3)``, e.g.
-    :func:`fill_method` (the bucket fill) or :func:`hybrid_method`, measured the same way.
-
-    ``hint_error_colored``: the same at the hinted pixels that are colored and off the ink
-    in the truth (:func:`colored_off_ink`): hints where a user would put them.
-
-    Returns a list of dicts: hints, psnr, psnr_std, ssim, hint_error, hint_error_colored, n.
-    """
-    if not hasattr(gen, 'in_ch'):
-        color_fn = gen
-    elif gen.in_ch != 4:
-        raise ValueError('hints_curve needs a hint U-Net (in_ch=4), this one has in_ch=%d'
-                         % gen.in_ch)
-    else:
-        def color_fn(lines, rgb, mask):
-            return colorize(gen, lines, batch_size=batch_size,
-                            extra=encode_hint_batch(rgb, mask))
-    colors = np.asarray(pairs.colors)
-    lines = np.asarray(pairs.lines if lines is None else lines)
-    if lines.shape != colors.shape[:3]:
-        raise ValueError('lines %s do not match the pictures %s' % (lines.shape, colors.shape))
-    colored = colored_off_ink(lines, colors)
-    rows = []
-    for n in counts:
-        rgb, mask = truth_hints(colors, n, seed, radius)
-        out = color_fn(lines, rgb, mask)
-        p = np.minimum(metrics_mod.psnr(out, colors), metrics_mod.PSNR_CAP)
-        rows.append(dict(hints=int(n), psnr=float(np.mean(p)), psnr_std=float(np.std(p)),
-                         ssim=float(np.mean(metrics_mod.ssim(out, colors))),
-                         hint_error=hint_error(out, rgb, mask),
-                         hint_error_colored=hint_error(out, rgb, mask & colored),
-                         n=int(len(colors))))
-    return rows
-
-
-def hint_landing(lines, colors, masks):
-    """Where hinted pixels land: shares on ink, on paper and on colored pixels off the ink
-    (:func:`colored_off_ink`) -> dict(ink=, paper=, colored=, pixels=)."""
-    m = np.asarray(masks, bool)
-    on_ink = m & (np.asarray(lines) < fill_mod.INK_THRESHOLD)
-    on_colored = m & colored_off_ink(lines, colors)
-    n = max(int(m.sum()), 1)
-    return dict(ink=on_ink.sum() / n, paper=(m & ~on_ink & ~on_colored).sum() / n,
-                colored=on_colored.sum() / n, pixels=int(m.sum()))
-
-
-def colored_off_ink(lines, colors, ink=fill_mod.INK_THRESHOLD, paper=hints_mod.PAPER_LEVEL):
-    """Pixels where a user would put a hint: not ink in the line art, not paper in the
-    truth (some channel below ``paper``) -> bool (N,H,W)."""
-    return (np.asarray(lines) >= ink) & (np.asarray(colors) < paper).any(axis=-1)
-
-
-def fill_method(lines, hint_rgb, mask):
-    """The non-learned baseline as a hints-curve method: bucket fill on white paper."""
-    return fill_mod.fill_pictures(lines, hint_rgb, mask)
-
-
-def hybrid_method(gen):
-    """Network + bucket fill as a hints-curve method: ``gen``'s colors without hints, the
-    fill pasted over them where a region is hinted, the lines on top. The no-hint colors
-    are computed once per set of lines, not once per hint count."""
-    background = {}
-
-    def color_fn(lines, hint_rgb, mask):
-        key = hashlib.sha1(np.ascontiguousarray(lines).tobytes()).hexdigest()
-        if key not in background:
-            background.clear()
-            background[key] = colorize(gen, lines)
-        return fill_mod.fill_pictures(lines, hint_rgb, mask, backgrounds=background[key])
-    return color_fn
-
-
-def format_curve(rows, title=None):
-    """A hints-curve table as fixed-width text."""
-    out = [title] if title else []
-    out.append('%6s  %8s  %6s  %6s  %10s  %14s' % ('hints', 'PSNR dB', '+-', 'SSIM',
-                                                      'hint err', 'on colored px'))
-
-    def num(v):
-        return '-' if v is None or np.isnan(v) else '%.1f' % v
-    for r in rows:
-        out.append('%6d  %8.2f  %6.2f  %6.3f  %10s  %14s' % (
-            r['hints'], r['psnr'], r['psnr_std'], r['ssim'], num(r['hint_error']),
-            num(r.get('hint_error_colored'))))
-    return '\n'.join(out)
-
-
-def plot_hints_curve(curves, ax=None, reference=True, key='psnr', title=None):
-    """Draw PSNR (or ``key``) vs number of hints for ``{label: rows}``, with ideepcolor's
-    ImageNet curve (Zhang et al. 2017) as a dashed reference."""
-    import matplotlib.pyplot as plt
-    if isinstance(curves, list):
-        curves = {'ours': curves}
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 4))
-    for label, rows in curves.items():
-        ax.plot([r['hints'] for r in rows], [r[key] for r in rows], 'o-', label=label)
-    if reference and key == 'psnr':
-        xs = sorted(ZHANG_2017)
-        ax.plot(xs, [ZHANG_2017[x] for x in xs], 's--', color='0.5', label=ZHANG_2017_CREDIT)
-    ax.set_xscale('symlog', linthresh=1)
-    ticks = sorted({r['hints'] for rows in curves.values() for r in rows}
-                   | (set(ZHANG_2017) if reference and key == 'psnr' else set()))
-    ax.set_xticks(ticks)
-    ax.set_xticklabels([str(t) for t in ticks])
-    ax.set_xlabel('number of hints (sampled from the true picture)')
-    ax.set_ylabel({'psnr': 'PSNR (dB)', 'hint_error': 'hint error (mean |RGB diff|)',
-                   'ssim': 'SSIM'}.get(key, key))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title)
-    return ax
-
-
-def stage2_gain(colorizer, pairs, n_hints=0, seed=0):
-    """PSNR at the pictures' own size (512 px) of stage 1 upsampled vs stage 1 + stage 2.
-
-    ``colorizer``: a :class:`colorize.Colorizer` with both stages; ``pairs``: TEST pairs at
-    512 px. Each picture runs through the Colorizer twice (``stage2=False`` / ``True``),
-    with ``n_hints`` true-color hints given at 512 px. Returns a dict with the mean PSNR
-    and SSIM of both, the gain and the per-picture PSNRs.
-    """
-    lines = pairs.lines
-    colors = pairs.colors
-    p1, p2, s1, s2 = [], [], [], []
-    outs1, outs2 = [], []
-    for i in range(len(lines)):
-        line, color = np.asarray(lines[i]), np.asarray(colors[i])
-        h = None
-        if n_hints:
-            h = hints_mod.sample_hints_from_truth(color, n_hints,
-                                                  np.random.RandomState([seed, i]))
-        a = colorizer.colorize(line, hints=h, stage2=False)
-        b = colorizer.colorize(line, hints=h, stage2=True)
-        p1.append(min(metrics_mod.psnr(a, color), metrics_mod.PSNR_CAP))
-        p2.append(min(metrics_mod.psnr(b, color), metrics_mod.PSNR_CAP))
-        s1.append(metrics_mod.ssim(a, color))
-        s2.append(metrics_mod.ssim(b, color))
-        outs1.append(a)
-        outs2.append(b)
-    p1, p2 = np.array(p1), np.array(p2)
-    return dict(psnr_stage1=float(p1.mean()), psnr_stage2=float(p2.mean()),
-                gain=float((p2 - p1).mean()), ssim_stage1=float(np.mean(s1)),
-                ssim_stage2=float(np.mean(s2)), improved=float((p2 > p1).mean()),
-                n=len(p1), hints=n_hints, per_picture=dict(stage1=p1, stage2=p2),
-                outputs=(outs1, outs2))
-
-
-# ---------------------------------------------------------------------------------------
 # Shipping
 # ---------------------------------------------------------------------------------------
 
@@ -730,19 +523,19 @@ def _plain(x):
     return x
 
 
-def record_hints_curve(name, size=128, radius=CURVE_RADIUS):
+def record_hints_curve(name, size=128, radius=evaluation.CURVE_RADIUS):
     """Measure the hints curve of the shipped hint U-Net ``name`` on all TEST pictures
     (human and OpenCV-extracted lines; dots of ``radius`` and single pixels) and record
     it in its manifest entry."""
     from .lines import extract_best
     test = data.load_split_resized('test', size)
     gen = load_unet(str(training.checkpoints_dir() / name / 'gen.npz'))
-    curve = hints_curve(gen, test, radius=radius)
-    curve_cv = hints_curve(gen, test, radius=radius,
+    curve = evaluation.hints_curve(gen, test, radius=radius)
+    curve_cv = evaluation.hints_curve(gen, test, radius=radius,
                            lines=extract_best(np.asarray(test.colors)))
-    curve_px = hints_curve(gen, test, radius=0)
-    curve_fill = hints_curve(fill_method, test, radius=radius)
-    curve_hybrid = hints_curve(hybrid_method(gen), test, radius=radius)
+    curve_px = evaluation.hints_curve(gen, test, radius=0)
+    curve_fill = evaluation.hints_curve(evaluation.fill_method, test, radius=radius)
+    curve_hybrid = evaluation.hints_curve(evaluation.hybrid_method(gen), test, radius=radius)
     _update_manifest(name, dict(
         test_hints_curve=curve, test_hints_curve_opencv_lines=curve_cv,
         test_hints_curve_1px=curve_px, test_hints_curve_bucket_fill=curve_fill,
@@ -750,11 +543,11 @@ def record_hints_curve(name, size=128, radius=CURVE_RADIUS):
         test_hints_curve_about=(
             'PSNR (dB) and hint error (mean |RGB diff| at hinted pixels, 0..255; '
             '_colored: at hinted pixels that are colored and off the ink in the truth) vs '
-            'number of hints sampled from the truth (stage2.hints_curve, seed 0): disks of '
+            'number of hints sampled from the truth (evaluation.hints_curve, seed 0): disks of '
             'radius %d px (13 pixels, a small brush dot); _1px: single pixels; all %d TEST '
             'pictures at %d px; _opencv_lines: the same with lines.extract_best(colors) as '
             'input; _bucket_fill: fill.py alone on white paper; _hybrid: this network '
-            'without hints with the bucket fill pasted over it (stage2.hybrid_method)'
+            'without hints with the bucket fill pasted over it (evaluation.hybrid_method)'
             % (radius, len(test), size))))
     return curve, curve_cv
 
@@ -783,7 +576,7 @@ def ship(run_folder, stage2_pictures=64, with_hints_curve=True):
     col = Colorizer.from_checkpoints(stage1=cfg['stage1'],
                                      stage2=str(training.checkpoints_dir() / name / 'gen.npz'),
                                      stage1_side=cfg['stage1_size'], stage2_side=cfg['size'])
-    gain = stage2_gain(col, test)
+    gain = evaluation.stage2_gain(col, test)
     outs1, outs2 = gain['outputs']
     truth = np.asarray(test.colors)
     m2 = metrics_mod.summarize(metrics_mod.scores(np.stack(outs2), test), np.stack(outs2), truth)
@@ -813,7 +606,7 @@ def main(argv=None):
     p.add_argument('--limit', type=int, default=None,
                    help='first N TEST pictures (default: all for the curve, 64 for the gain)')
     p.add_argument('--hints', type=int, default=0, help='gain: hints per picture')
-    p.add_argument('--radius', type=int, default=CURVE_RADIUS,
+    p.add_argument('--radius', type=int, default=evaluation.CURVE_RADIUS,
                    help='hints-curve: radius of each hint disk in px (0 = one pixel)')
     p.add_argument('--baselines', action='store_true',
                    help='hints-curve: also the bucket fill and the network + fill hybrid')
@@ -823,22 +616,24 @@ def main(argv=None):
         from .lines import extract_best
         test = data.load_split_resized('test', 128, limit=args.limit)
         gen = load_stage(args.stage1, 1)
-        print(format_curve(hints_curve(gen, test, radius=args.radius),
+        curve, fmt = evaluation.hints_curve, evaluation.format_curve
+        print(fmt(curve(gen, test, radius=args.radius),
                            'human lines, %d TEST pictures at 128 px, stage 1 = %s, hints = '
                            'disks of radius %d px' % (len(test), args.stage1, args.radius)))
-        print(format_curve(hints_curve(gen, test, radius=args.radius,
+        print(fmt(curve(gen, test, radius=args.radius,
                                        lines=extract_best(np.asarray(test.colors))),
                            'OpenCV-extracted lines (lines.extract_best)'))
         if args.baselines:
-            print(format_curve(hints_curve(fill_method, test, radius=args.radius),
+            print(fmt(curve(evaluation.fill_method, test, radius=args.radius),
                                'baseline: bucket fill on white paper (fill.py)'))
-            print(format_curve(hints_curve(hybrid_method(gen), test, radius=args.radius),
+            print(fmt(curve(evaluation.hybrid_method(gen), test, radius=args.radius),
                                'baseline: %s without hints + the bucket fill pasted over it'
                                % args.stage1))
     else:
         from .colorize import Colorizer
         test = data.load_split_resized('test', 512, limit=args.limit or 64)
-        g = stage2_gain(Colorizer.from_checkpoints(args.stage1, args.stage2), test, args.hints)
+        col = Colorizer.from_checkpoints(args.stage1, args.stage2)
+        g = evaluation.stage2_gain(col, test, args.hints)
         print('%d TEST pictures at 512 px, %d hints: PSNR stage 1 upsampled %.2f dB, stage 1 '
               '+ stage 2 %.2f dB, gain %+.2f dB (better on %.0f%%); SSIM %.3f -> %.3f'
               % (g['n'], g['hints'], g['psnr_stage1'], g['psnr_stage2'], g['gain'],

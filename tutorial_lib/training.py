@@ -852,8 +852,8 @@ LICENSE_NOTE = ('CC BY-SA 4.0: these weights are derived from OpenMoji pictures 
 def machine_description(device):
     import platform
     try:
-        from .infra import fastconv
-        fast = 'on' if fastconv.is_enabled() else 'off'
+        from .infra import fastpath
+        fast = 'on' if fastpath.is_enabled() else 'off'
     except ImportError:
         fast = 'n/a'
     return '%s, %s, %d CPU cores visible, tutorial_lib.infra.fastconv %s' % (
@@ -869,7 +869,7 @@ def ship(run_folder, name=None, evaluate_on_test=True):
     """
     import hashlib
     import shutil
-    from . import metrics
+    from . import evaluation
     with open(os.path.join(run_folder, 'config.json')) as f:
         info = json.load(f)
     config = configs_mod.TrainConfig.from_dict(info['config'])
@@ -913,10 +913,10 @@ def ship(run_folder, name=None, evaluate_on_test=True):
         entry['test_data'] = 'OpenMoji TEST split, %d pictures at %d px' % (len(test.lines),
                                                                           config.size)
         if config.lines == 'extracted':   # measured on the kind of line it learned from
-            entry['test_metrics_human_lines'] = metrics.evaluate(gen, test)
+            entry['test_metrics_human_lines'] = evaluation.evaluate(gen, test)
             test = data.with_extracted_lines(test)
             entry['test_data'] += ', OpenCV-extracted lines as input'
-        entry['test_metrics'] = metrics.evaluate(gen, test)
+        entry['test_metrics'] = evaluation.evaluate(gen, test)
     manifest = read_manifest()
     manifest.setdefault('about', (
         'U-Nets shipped with the course, trained on CPU with python -m tutorial_lib.train. '

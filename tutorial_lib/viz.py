@@ -1,6 +1,9 @@
 """Small matplotlib helpers shared by the notebooks: image grids with captions and credits."""
 import numpy as np
 
+from .metrics import HUE_BINS, SKIN_HUES, hue_stats
+from .models import colorize
+
 
 def _as_displayable(img):
     img = np.asarray(img)
@@ -97,3 +100,167 @@ def show_pairs(pairs, n=8, credit=None, size=1.6):
     images = [pairs.lines[i] for i in range(n)] + [pairs.colors[i] for i in range(n)]
     titles = [pairs.names[i] for i in range(n)] + [''] * n
     return show_grid(images, titles, ncols=n, size=size, credit=credit)
+
+
+# ideepcolor (Zhang et al. 2017, "Real-Time User-Guided Image Colorization with Learned
+# Deep Priors"), PSNR on ImageNet vs the number of hint points sampled from the truth.
+ZHANG_2017 = {0: 24.4, 1: 25.4, 10: 28.4, 100: 31.1, 500: 32.1}
+ZHANG_2017_CREDIT = 'reference: Zhang et al. 2017 (ideepcolor), ImageNet'
+
+
+def plot_hints_curve(curves, ax=None, reference=True, key='psnr', title=None):
+    """Draw PSNR (or ``key``) vs number of hints for ``{label: rows}``, with ideepcolor's
+    ImageNet curve (Zhang et al. 2017) as a dashed reference."""
+    import matplotlib.pyplot as plt
+    if isinstance(curves, list):
+        curves = {'ours': curves}
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 4))
+    for label, rows in curves.items():
+        ax.plot([r['hints'] for r in rows], [r[key] for r in rows], 'o-', label=label)
+    if reference and key == 'psnr':
+        xs = sorted(ZHANG_2017)
+        ax.plot(xs, [ZHANG_2017[x] for x in xs], 's--', color='0.5', label=ZHANG_2017_CREDIT)
+    ax.set_xscale('symlog', linthresh=1)
+    ticks = sorted({r['hints'] for rows in curves.values() for r in rows}
+                   | (set(ZHANG_2017) if reference and key == 'psnr' else set()))
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([str(t) for t in ticks])
+    ax.set_xlabel('number of hints (sampled from the true picture)')
+    ax.set_ylabel({'psnr': 'PSNR (dB)', 'hint_error': 'hint error (mean |RGB diff|)',
+                   'ssim': 'SSIM'}.get(key, key))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_hue_histograms(sets, axes=None, title=None):
+    """Hue histograms (see :func:`hue_stats`) of several picture sets, one row each, e.g.
+    ``{'ground truth': test.colors, 'U-Net + L2': outputs}``. Each bar is drawn in its hue;
+    the first set (the truth) is repeated as a black outline in every other row, and the
+    skin/brown band is shaded. Returns the axes."""
+    import colorsys
+    import matplotlib.pyplot as plt
+    n = len(sets)
+    if axes is None:
+        fig, axes = plt.subplots(n, 1, figsize=(10, 1.25 * n + 0.9), sharex=True,
+                                 squeeze=False, layout='constrained')
+        axes = axes[:, 0]
+    step = 360.0 / HUE_BINS
+    centers = np.arange(HUE_BINS) * step + step / 2
+    colors = [colorsys.hsv_to_rgb(c / 360.0, 0.75, 0.9) for c in centers]
+    stats = {label: hue_stats(images) for label, images in sets.items()}
+    top = max(float(np.max(h['hist'])) for h in stats.values()) * 1.15
+    reference = None
+    for ax, (label, h) in zip(axes, stats.items()):
+        ax.axvspan(SKIN_HUES[0], SKIN_HUES[1], color='0.9', zorder=-1)
+        ax.bar(centers, h['hist'], width=step * 0.9, color=colors, edgecolor='0.3',
+               linewidth=0.4)
+        if reference is not None:
+            ax.stairs(reference[1]['hist'], np.arange(HUE_BINS + 1) * step, color='k',
+                      linewidth=1.0, label=reference[0])
+            ax.legend(loc='upper right', fontsize=8, frameon=False)
+        else:
+            reference = (label + ' (outline)', h)
+        ax.set_ylim(0, top)
+        ax.set_title('%s: %.2f hue bits, skin share %.2f' % (label, h['hue_entropy'],
+                                                              h['skin_share']),
+                     loc='left', fontsize=9)
+        ax.set_ylabel('share', fontsize=8)
+        ax.tick_params(labelsize=8)
+    axes[-1].set_xlim(0, 360)
+    axes[-1].set_xticks(range(0, 361, 40))
+    axes[-1].set_xlabel('hue (degrees) of the colored pixels; gray band: skin / brown '
+                        '(%d-%d deg)' % SKIN_HUES)
+    if title:
+        axes[0].figure.suptitle(title)
+    return axes
+
+
+def plot_log(log, title=None, axes=None):
+    """Plot a LogReport log (list of dicts; ``checkpoints.read_log`` of a run folder): the
+    U-Net's losses on the left, the Ad-boss's loss and accuracy on the right (when there
+    is one)."""
+    adv = any('dis/loss' in e for e in log)
+    if axes is None:
+        import matplotlib.pyplot as plt
+        # constrained layout keeps the twin axes' labels apart (tight_layout does not)
+        fig, axes = plt.subplots(1, 2 if adv else 1, figsize=(10.5 if adv else 5.5, 3.4),
+                                 squeeze=False, layout='constrained')
+        axes = axes[0]
+    else:
+        fig = axes[0].figure
+    it = [e['iteration'] for e in log]
+
+    def series(key):
+        return [e.get(key, np.nan) for e in log]
+
+    axes[0].plot(it, series('gen/loss_rec'), label='reconstruction (gen/loss_rec)')
+    axes[0].set_yscale('log')
+    axes[0].set_xlabel('iteration')
+    axes[0].set_ylabel('reconstruction loss (log scale)')
+    axes[0].set_title('U-Net')
+    if adv:
+        ax2 = axes[0].twinx()
+        ax2.plot(it, series('gen/loss_adv'), color='C3', alpha=0.8,
+                 label='adversarial (gen/loss_adv)')
+        ax2.set_ylabel('adversarial CE (unweighted)', color='C3')
+        _twin_legend(axes[0], ax2)
+        _plot_adboss(axes[1], it, series)
+    else:
+        axes[0].legend(loc='upper right', fontsize=8)
+    if title:
+        fig.suptitle(title)
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
+    return fig
+
+
+def _twin_legend(ax, other):
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = other.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, loc='upper right', fontsize=8)
+
+
+def _plot_adboss(ax, it, series):
+    ax.plot(it, series('dis/loss'), color='C2', label='Ad-boss loss (dis/loss)')
+    ax.axhline(2 * np.log(2), color='0.6', ls='--', lw=1, label='2 ln 2: cannot tell')
+    ax.set_xlabel('iteration')
+    ax.set_ylabel('CE real + CE fake')
+    ax3 = ax.twinx()
+    ax3.plot(it, series('dis/acc'), color='C4', alpha=0.6, label='Ad-boss accuracy')
+    ax3.set_ylim(0, 1.05)
+    ax3.set_ylabel('accuracy', color='C4')
+    _twin_legend(ax, ax3)
+    ax.set_title('Ad-boss')
+
+
+def preview_grid(gen, pairs):
+    """uint8 RGB image: line art row, U-Net output row, ground-truth row.
+
+    Pairs that carry an ``extra`` array (float32 (N,C,H,W): hint channels, or a second
+    stage's upsampled first-stage colors) feed it to the U-Net next to the line."""
+    out = colorize(gen, pairs.lines, extra=getattr(pairs, 'extra', None))
+    lines = np.repeat(pairs.lines[..., None], 3, axis=3)
+    rows = [np.concatenate(list(r), axis=1) for r in (lines, out, pairs.colors)]
+    return np.concatenate(rows, axis=0)
+
+
+def show_comparison(gens, pairs, credit=None, title=None, cell=1.3):
+    """One figure: line art, then one row per model (dict label -> U-Net), then the truth."""
+    import matplotlib.pyplot as plt
+    rows = [('line art', np.repeat(np.asarray(pairs.lines)[..., None], 3, axis=3))]
+    rows += [(label, colorize(g, np.asarray(pairs.lines))) for label, g in gens.items()]
+    rows.append(('ground truth', np.asarray(pairs.colors)))
+    n = len(pairs.lines)
+    fig, axes = plt.subplots(len(rows), 1, figsize=(cell * n + 1.5, cell * len(rows) + 0.6),
+                             squeeze=False, layout='constrained')
+    for ax, (label, imgs) in zip(axes[:, 0], rows):
+        ax.imshow(np.concatenate(list(imgs), axis=1))
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel(short_title(label, 14), rotation=0, ha='right', va='center',
+                      fontsize=9)
+    return finish_figure(fig, title, credit)
