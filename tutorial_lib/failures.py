@@ -1,31 +1,11 @@
-"""The failure cases of the blog, each reproduced and measured (notebook 07).
+"""The failure cases of the blog, each reproduced and measured as plain numbers (notebook 07).
 
-taizan's blog is honest about what went wrong. This module turns each complaint into one
-number, measured on the shipped checkpoints and TEST pictures:
-
-1. :func:`harsh_adboss` -- "the Ad-boss is too harsh: colors everywhere, the lines get
-   lost": PSNR and line preservation for each adversarial weight.
-2. :func:`hint_spread` -- "I just wanted to color the bikini, but the rest was affected":
-   one local hint dot; the mean color change far from it (outside a radius, and outside
-   its line-bounded region) compared with the change near it.
-3. :func:`line_thickness` -- the network learned lines of one thickness; fatter or thinner
-   lines (:func:`change_thickness`) make color bleed over the lines.
-4. :func:`dense_hints` / :func:`noisy_hints` -- more than 100 hints, and sloppy hint colors:
-   does PSNR still rise?
-5. :func:`color_space_collapse` -- PaintsChainer's "all green" outputs: an output that
-   shrinks toward 0 decodes to green in raw OpenCV YUV (0..255), to gray in our [-1, 1] RGB.
-6. :func:`domain_gap` -- trained on human lines or on OpenCV-extracted lines, tested on
-   both: a 2x2 PSNR table.
-
-Every measurement is a function of (models, pairs) that returns plain numbers; the
-figures of notebook 07 come from the ``plot_*`` / ``show_*`` helpers at the end. From a
-terminal (whole TEST split, 128 px; writes ``build/failures.json``)::
+Sections: 1 :func:`harsh_adboss`, 2 :func:`hint_spread`, 3 :func:`line_thickness`,
+4 :func:`dense_hints` / :func:`noisy_hints`, 5 :func:`color_space_collapse`,
+6 :func:`domain_gap`. From a terminal (writes ``build/failures.json``)::
 
     python -m tutorial_lib.failures                        # all six
     python -m tutorial_lib.failures harsh yuv --limit 64   # some, on the first 64 pictures
-
-Models a section wants but that are not shipped (``classroom_adv_hints``,
-``classroom_l2_extracted``) are reported as missing and skipped.
 """
 import argparse
 import math
@@ -35,12 +15,15 @@ import time
 import cv2
 import numpy as np
 
+from . import REPO_ROOT
 from . import atomic
 from . import cli
+from . import data
 from . import evaluation
+from . import lines as lines_mod
 from . import metrics
-from . import stage2
-from . import training
+from .checkpoints import checkpoints_dir, load_unet, read_manifest
+from .data import CREDIT
 from .hints import INK_THRESHOLD, Stroke, encode_batch, rasterize, truth_hints
 from .models import colorize, decode_colors, encode_colors
 
@@ -76,8 +59,8 @@ def mean_psnr(outputs, colors):
 
 def checkpoint_entry(name):
     """The manifest entry of a shipped checkpoint, or None when it is not shipped."""
-    entry = training.read_manifest().get('checkpoints', {}).get(name)
-    if entry is None or not (training.checkpoints_dir() / name / 'gen.npz').exists():
+    entry = read_manifest().get('checkpoints', {}).get(name)
+    if entry is None or not (checkpoints_dir() / name / 'gen.npz').exists():
         return None
     return entry
 
@@ -91,7 +74,7 @@ def load_models(names):
         if checkpoint_entry(name) is None:
             missing.append(name)
         else:
-            gens[label] = stage2.load_unet(name)
+            gens[label] = load_unet(name)
     return gens, missing
 
 
@@ -356,16 +339,14 @@ def extraction_setting(size=128):
     """The OpenCV line extraction to test with: ``lines.best_setting`` for this size (the
     blog's dilate recipe at its best F1 against the human lines), i.e. the very lines
     ``classroom_l2_extracted`` trains on (``lines.extract_best``)."""
-    from . import lines
-    kernel, threshold = lines.best_setting(size)
+    kernel, threshold = lines_mod.best_setting(size)
     return dict(kernel_size=kernel, threshold=threshold, normalize=False,
                 source='lines.best_setting(%d), as classroom_l2_extracted trains' % size)
 
 
 def extracted_lines(colors, setting):
-    from .lines import extract_lines
-    return extract_lines(np.asarray(colors), setting['kernel_size'], setting['threshold'],
-                         setting['normalize'])
+    return lines_mod.extract_lines(np.asarray(colors), setting['kernel_size'],
+                                   setting['threshold'], setting['normalize'])
 
 
 def domain_gap(gens, pairs, test_lines):
@@ -377,26 +358,7 @@ def domain_gap(gens, pairs, test_lines):
             for label, gen in gens.items()}
 
 
-# ------------------------------------------------------------ figures
-
-def show_rows(rows, labels, credit=None, title=None, cell=1.3):
-    """Rows of uint8 pictures (each a list/array of (H,W) or (H,W,3)) stacked as strips,
-    one labelled strip per row."""
-    import matplotlib.pyplot as plt
-    from .viz import finish_figure
-    n = max(len(r) for r in rows)
-    # constrained layout makes room for the row labels (tight_layout cannot, next to
-    # pictures of fixed aspect)
-    fig, axes = plt.subplots(len(rows), 1, figsize=(cell * n + 1.8, cell * len(rows) + 0.6),
-                             squeeze=False, layout='constrained')
-    for ax, r, label in zip(axes[:, 0], rows, labels):
-        r = [np.repeat(np.asarray(p)[..., None], 3, 2) if np.ndim(p) == 2 else p for p in r]
-        ax.imshow(np.concatenate(r, axis=1))
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_ylabel(label, rotation=0, ha='right', va='center', fontsize=8)
-    return finish_figure(fig, title, credit)
-
+# ------------------------------------------------------------ a figure's picture
 
 def change_map(result, i):
     """|RGB change| of picture i of a :func:`hint_spread` result, as uint8 gray (bright =
@@ -407,39 +369,11 @@ def change_map(result, i):
     return img
 
 
-def plot_xy(series, xlabel, ylabel, ax=None, title=None, xticklabels=None, min_span=None):
-    """Line plot of {label: (xs, ys)}. ``xticklabels``: names for the x values of the
-    first series (e.g. adversarial weights 0, 0.01, 1 drawn evenly spaced); ``min_span``:
-    show at least this y range, so a flat curve looks flat and not like noise."""
-    import matplotlib.pyplot as plt
-    if ax is None:
-        _, ax = plt.subplots(figsize=(5, 3.4))
-    for label, (xs, ys) in series.items():
-        ax.plot(xs, ys, 'o-', label=label)
-    if xticklabels is not None:
-        ax.set_xticks(list(next(iter(series.values()))[0]))
-        ax.set_xticklabels([str(t) for t in xticklabels])
-    if min_span:
-        lo, hi = ax.get_ylim()
-        if hi - lo < min_span:
-            mid = (lo + hi) / 2
-            ax.set_ylim(mid - min_span / 2, mid + min_span / 2)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.grid(alpha=0.3)
-    if len(series) > 1:
-        ax.legend(fontsize=8)
-    if title:
-        ax.set_title(title, fontsize=10)
-    return ax
-
-
 # ------------------------------------------------------------ the command line
 
 def test_pairs(size=128, limit=None):
     """(pairs, words): the TEST split at ``size`` when the cache is built, otherwise the
     committed samples (36 TEST pictures), said so in the words."""
-    from . import data
     if data.is_built():
         p = data.load_split_resized('test', size, limit=limit)
         return p, 'OpenMoji TEST split, %d pictures at %d px' % (len(p), size)
@@ -461,16 +395,16 @@ def run_section(section, pairs, quick=False):
                     missing=missing)
     if section == 'thickness':
         return dict(model='classroom_l2',
-                    rows=line_thickness(stage2.load_unet('classroom_l2'), pairs))
+                    rows=line_thickness(load_unet('classroom_l2'), pairs))
     if section == 'dense':
-        gen = stage2.load_unet(HINT_MODELS['L2 + hints'])
+        gen = load_unet(HINT_MODELS['L2 + hints'])
         counts = (0, 10, 100, 400) if quick else DENSE_COUNTS
         return dict(model=HINT_MODELS['L2 + hints'], curve=dense_hints(gen, pairs, counts),
                     noisy=noisy_hints(gen, pairs, sigmas=(0, 32, 64) if quick
                                       else NOISE_SIGMAS))
     if section == 'yuv':
         return dict(model='classroom_l2', **color_space_collapse(
-            stage2.load_unet('classroom_l2'), pairs))
+            load_unet('classroom_l2'), pairs))
     if section == 'domain':
         gens, missing = load_models(DOMAIN_MODELS)
         setting = extraction_setting(pairs.lines.shape[1])
@@ -561,14 +495,12 @@ def main(argv=None):
     p.add_argument('--size', type=int, default=128, help='picture side (default 128)')
     p.add_argument('--out', default=None, help='JSON file (default build/failures.json)')
     args = p.parse_args(argv)
-    sections = [SECTIONS[int(s) - 1] if s in ('1', '2', '3', '4', '5', '6') else s for s in args.sections] \
-        or list(SECTIONS)
+    sections = [SECTIONS[int(s) - 1] if s in ('1', '2', '3', '4', '5', '6') else s
+                for s in args.sections] or list(SECTIONS)
     unknown = [s for s in sections if s not in SECTIONS]
     if unknown:
         p.error('unknown section(s) %s; choose from %s' % (', '.join(unknown),
                                                           ', '.join(SECTIONS)))
-    from . import REPO_ROOT
-    from .data import CREDIT
     pairs, words = test_pairs(args.size, args.limit)
     print(words)
     report = dict(data=words, n=len(pairs), size=args.size, credit=CREDIT,

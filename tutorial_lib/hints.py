@@ -1,25 +1,5 @@
-"""Color hints: "I want her to have brown hair with a light blue sweater".
-
-The blog's best moment: colored dots dropped on the line art tell the network which colors
-to use. The dots travel as 3 extra input channels next to the line, so the hint U-Net takes
-4 channels: ``[line, hint R, hint G, hint B]``.
-
-**The encoding (used everywhere in the course, defined only here).** Where a hint exists,
-the channels hold its RGB color scaled to [-1, 1] (``rgb / 127.5 - 1``): exactly the numbers
-the network is asked to *output* there, so "copy the hint" is the simplest thing it can learn.
-Where there is no hint, all three channels hold ``EMPTY = -2``. With only three channels the
-"no hint" value has to be a number that no color uses: 0 would be mid gray and -1 is black,
-both valid hints; a premultiplied code such as ``alpha * (rgb + 1) / 2`` makes black look
-exactly like "nothing". -2 sits outside the color range, one full unit below black, so
-:func:`decode` separates the two with a threshold of -1.5. PaintsChainer made the same kind
-of choice in OpenCV YUV (0..255): an empty pixel there is ``(Y, U, V) = (-512, 128, 128)``,
-a luminance no real color has. We stay in RGB to match the rest of the course.
-
-Other pieces: :class:`HintConfig` / :func:`simulate` invent hints from the true colors for
-training; :func:`truth_hints` gives exactly *n* for "quality vs number of hints"
-curves; :class:`Stroke` / :func:`rasterize` turn a user's dots and strokes into a hint image;
-hint images are stored as RGBA PNGs where alpha marks the hinted pixels.
-"""
+"""Color hints: dots on the line art that tell the network which colors to use, as 3 extra
+input channels; simulated for training, sampled from the truth, drawn by users. Notebook 04."""
 import dataclasses
 import os
 import re
@@ -28,8 +8,9 @@ import cv2
 import numpy as np
 
 from . import atomic
+from . import imageheader
+from .models import EMPTY, decode_colors, encode_colors, encode_lines
 
-EMPTY = -2.0              # value of all three hint channels where there is no hint
 MAX_RADIUS = 1e6          # the largest Stroke radius accepted, in source pixels
 MAX_HINT_SIDE = 4096      # load_hint_png refuses larger hint images (from the header)
 EMPTY_THRESHOLD = -1.5    # halfway between black (-1) and EMPTY: decode's decision line
@@ -60,10 +41,20 @@ def empty(h, w):
 
 
 def encode(hint_rgb, mask):
-    """uint8 (H,W,3) colors + bool (H,W) mask -> float32 (3,H,W) network channels."""
+    """uint8 (H,W,3) colors + bool (H,W) mask -> float32 (3,H,W) network channels.
+
+    Where a hint exists, the channels hold its color as :func:`models.encode_colors` encodes
+    it (``rgb / 127.5 - 1``): exactly the numbers the network is asked to *output* there,
+    so "copy the hint" is the simplest thing it can learn. Elsewhere all three hold
+    ``EMPTY = -2``: with only three channels "no hint" must be a number no color uses (0 is
+    mid gray, -1 is black, and a premultiplied ``alpha * (rgb + 1) / 2`` makes black look
+    like nothing). -2 sits one unit below black, so :func:`decode` separates the two at
+    -1.5. PaintsChainer made the same kind of choice in OpenCV YUV: an empty pixel there
+    is ``(Y, U, V) = (-512, 128, 128)``, a luminance no real color has.
+    """
     hint_rgb, mask = _check_hint_image(hint_rgb, mask)
     out = empty(*mask.shape)
-    out[:, mask] = hint_rgb[mask].T.astype(np.float32) / 127.5 - 1.0
+    out[:, mask] = encode_colors(hint_rgb)[0][:, mask]
     return out
 
 
@@ -81,26 +72,29 @@ def decode(channels):
     c = np.asarray(channels, np.float32)
     if c.ndim not in (3, 4) or c.shape[-3] != 3:
         raise ValueError('hint channels must be (3,H,W) or (N,3,H,W), got %s' % (c.shape,))
-    c = np.moveaxis(c, -3, -1)
-    mask = (c > EMPTY_THRESHOLD).all(axis=-1)
-    rgb = np.clip(np.rint((c + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    batch = c if c.ndim == 4 else c[None]
+    mask = (batch > EMPTY_THRESHOLD).all(axis=1)
+    rgb = decode_colors(batch)
     rgb[~mask] = 0
-    return rgb, mask
+    return (rgb, mask) if c.ndim == 4 else (rgb[0], mask[0])
 
 
 def make_input(line, hint_channels=None):
     """Stack line art and hint channels into the hint U-Net's float32 (N,4,H,W) input.
 
-    ``line``: uint8 (H,W), (N,H,W) or (N,1,H,W), normalized here as ``x / 127.5 - 1``; a
+    ``line``: uint8 (H,W), (N,H,W) or (N,1,H,W), encoded by :func:`models.encode_lines`; a
     float array is taken as already normalized to [-1, 1]. ``hint_channels``: (3,H,W) or
     (N,3,H,W) from :func:`encode` / :func:`simulate_batch`; None means no hints.
     """
     line = np.asarray(line)
-    x = line.astype(np.float32)
-    x = x / 127.5 - 1 if line.dtype == np.uint8 else x
-    x = x[None, None] if x.ndim == 2 else x[:, None] if x.ndim == 3 else x
-    if x.ndim != 4 or x.shape[1] != 1:
+    x = line[:, 0] if line.ndim == 4 and line.shape[1] == 1 else line
+    if x.ndim not in (2, 3):
         raise ValueError('line must be (H,W), (N,H,W) or (N,1,H,W), got %s' % (line.shape,))
+    if line.dtype == np.uint8:
+        x = encode_lines(x)
+    else:
+        x = x.astype(np.float32)
+        x = x[None, None] if x.ndim == 2 else x[:, None]
     n, _, h, w = x.shape
     hints = np.broadcast_to(empty(h, w), (n, 3, h, w)) if hint_channels is None else \
         np.asarray(hint_channels, np.float32)
@@ -476,7 +470,6 @@ def load_hint_png(path, max_side=MAX_HINT_SIDE):
     The size is read from the file's header first: a side above ``max_side`` is refused
     before decoding. A file whose every pixel is opaque (an editor that kept the white
     background) is refused too: it would make every pixel a hint."""
-    from . import imageheader
     name = os.fspath(path)
     if os.path.isdir(name):
         raise ValueError('the hint file %s is a folder, not an RGBA PNG' % name)

@@ -1,24 +1,15 @@
-"""The blog's two networks, layer for layer: the U-Net colorizer and the "Ad-boss".
-
-Layer names, kernel sizes, strides and channel counts follow the networks printed in
-taizan's 2017 blog, so the blog and this file can be read side by side. Two knobs were
-added for classrooms:
-
-* ``width``: multiplies every channel count (1 = the blog, 1/4 = a CPU classroom model);
-* ``in_ch``: 1 for line art alone, 4 for line + 3 hint channels (the blog's hint model,
-  and the configuration whose parameter count is 18,639,619 at width 1).
-
-The 2017 code passed ``test=True`` to every BatchNormalization; modern Chainer reads
-``chainer.config.train`` instead, so evaluation is
-``with chainer.using_config('train', False): y = unet(x)``.
-"""
-from . import atomic
+"""The blog's two networks, layer for layer (the U-Net colorizer and the "Ad-boss"), and the
+one encoding of pixels as network arrays. Notebook 02 teaches the U-Net, notebook 03 the Ad-boss."""
 import json
 
 import chainer
 import chainer.functions as F
 import chainer.links as L
 import numpy as np
+
+from . import atomic
+from .images import pad_to_multiple
+from .infra.backend import to_cpu
 
 # (name, out channels at width 1, kernel, stride) of the encoder, top to bottom.
 ENCODER = [('c0', 32, 3, 1), ('c1', 64, 4, 2), ('c2', 64, 3, 1), ('c3', 128, 4, 2),
@@ -50,7 +41,14 @@ def check_size(x, multiple=DOWNSAMPLING):
 
 
 class UNET(chainer.Chain):
-    """The blog's U-Net: line art (+ hints) in, 3 color channels out (linear)."""
+    """The blog's U-Net: line art (+ hints) in, 3 color channels out (linear).
+
+    Layer names, kernels, strides and channels follow taizan's 2017 blog, so the two can be
+    read side by side. Two classroom knobs: ``width`` multiplies every channel count (1 =
+    the blog, 1/4 = a CPU classroom model); ``in_ch`` is 1 for line art alone, 4 for line +
+    3 hint channels. The blog passed ``test=True`` to BatchNormalization; Chainer now reads
+    ``chainer.config.train``: evaluate inside ``chainer.using_config('train', False)``.
+    """
 
     def __init__(self, in_ch=1, width=1.0, out_ch=3):
         super().__init__()
@@ -161,6 +159,11 @@ def count_params(link):
 # failure a later notebook shows.)
 # ---------------------------------------------------------------------------------------
 
+# A hint U-Net's three hint channels hold EMPTY where there is no hint: a value no color
+# encodes to (colors lie in [-1, 1]), one full unit below black; hints.py explains the choice.
+EMPTY = -2.0
+
+
 def encode_lines(lines):
     """uint8 line art (N,H,W) or (H,W) -> float32 (N,1,H,W) in [-1, 1]."""
     lines = np.asarray(lines)
@@ -185,25 +188,8 @@ def encode_colors(colors):
 
 def decode_colors(array):
     """float32 network output (N,3,H,W) (numpy, CuPy or Variable) -> uint8 RGB (N,H,W,3)."""
-    from .infra.backend import to_cpu
     a = to_cpu(array).astype(np.float32)
     return np.clip((a + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
-
-
-def pad_to_multiple(images, multiple=DOWNSAMPLING, value=255, axes=(1, 2)):
-    """Pad the height and width axes (``axes``; default (N,H,W[,C]) images) at the
-    bottom/right to multiples of 16, with ``value`` (255 = paper for line art).
-
-    Returns (padded, (H, W)) so the caller can crop the original area back.
-    """
-    images = np.asarray(images)
-    h, w = images.shape[axes[0]], images.shape[axes[1]]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if ph == 0 and pw == 0:
-        return images, (h, w)
-    pad = [(0, 0)] * images.ndim
-    pad[axes[0]], pad[axes[1]] = (0, ph), (0, pw)
-    return np.pad(images, pad, mode='constant', constant_values=value), (h, w)
 
 
 def colorize(model, lines, batch_size=16, extra=None):
@@ -213,15 +199,14 @@ def colorize(model, lines, batch_size=16, extra=None):
     on the model's device. Sides that are not multiples of 16 are padded with paper
     and cropped back. ``extra``: optional float32 (N,C,H,W) channels appended to the
     line (hints, later in the course); the model's ``in_ch`` must be 1 + C. A 4-channel
-    hint U-Net given ``extra=None`` colors without hints (hint channels = hints.EMPTY).
+    hint U-Net given ``extra=None`` colors without hints (hint channels = EMPTY).
     """
     lines = np.asarray(lines)
     if lines.ndim == 2:
         lines = lines[None]
     padded, (h, w) = pad_to_multiple(lines)
-    # a hint U-Net's extra channels are hints: "no hint" (hints.EMPTY) where there is none,
+    # a hint U-Net's extra channels are hints: "no hint" (EMPTY) where there is none,
     # padding included; a residual stage 2's are colors: paper white (1.0) in the padding
-    from .hints import EMPTY
     hint_model = (getattr(model, 'in_ch', 1) == 4
                   and not getattr(model, 'save_meta', {}).get('residual'))
     if extra is None and hint_model:
@@ -301,61 +286,6 @@ def format_shape_table(rows):
     return '\n'.join(lines)
 
 
-def draw_unet(rows, ax=None):
-    """Draw the U: encoder going down on the left, decoder coming up on the right,
-    skip connections as arrows across. ``rows`` = :func:`shape_table`'s output."""
-    import matplotlib.pyplot as plt
-    if ax is None:
-        _, ax = plt.subplots(figsize=(13, 4.6), layout='constrained')
-    enc = [r for r in rows if r['name'].startswith('c')]
-    dec = [r for r in rows if r['name'].startswith('dc')]
-    pos = {}
-    size0 = enc[0]['input'][1]
-    import math
-
-    def level(r):  # encoder boxes sit at their output size, decoder boxes at their input
-        side = r['output'][1] if r['name'].startswith('c') else r['input'][1]
-        return int(round(math.log2(size0 / side)))
-    for i, r in enumerate(enc):
-        pos[r['name']] = (i, -level(r))
-    n = len(enc)
-    for j, r in enumerate(dec):
-        pos[r['name']] = (n + j, -level(r))
-    for r in rows:
-        x, y = pos[r['name']]
-        color = '#8fb8de' if r['name'].startswith('c') else (
-            '#f4a582' if r['kind'] == 'deconv' else '#fddbc7')
-        ax.add_patch(plt.Rectangle((x - 0.4, y - 0.3), 0.8, 0.6, color=color, ec='k'))
-        ax.text(x, y + 0.08, r['name'], ha='center', va='center', fontsize=9,
-                fontweight='bold')
-        c, hh, ww = r['output']
-        ax.text(x, y - 0.14, '%d\u00d7%d\u00b2' % (c, hh), ha='center',
-                va='center', fontsize=6)
-    order = [r['name'] for r in rows]
-    for a, b in zip(order[:-1], order[1:]):
-        (x0, y0), (x1, y1) = pos[a], pos[b]
-        ax.annotate('', xy=(x1 - 0.4, y1), xytext=(x0 + 0.4, y0),
-                    arrowprops=dict(arrowstyle='->', color='0.3'))
-    enc_of = {'e' + r['name'][1:]: r['name'] for r in enc}
-    for r in dec:
-        if r['skip']:
-            src = enc_of[r['skip']]
-            (x0, y0), (x1, y1) = pos[src], pos[r['name']]
-            # every arc rises the same 0.45 above its boxes (an arc3 curve peaks at
-            # rad * distance / 2), so the long ones stay below the title
-            rad = -0.9 / max(1.0, abs(x1 - x0))
-            ax.annotate('', xy=(x1, y1 + 0.3), xytext=(x0, y0 + 0.3),
-                        arrowprops=dict(arrowstyle='->', color='#b2182b', lw=1.3,
-                                        connectionstyle='arc3,rad=%g' % rad))
-    ax.text(-0.6, 1.0, 'skip connections (concat) in red', color='#b2182b', fontsize=9)
-    ax.set_xlim(-1, len(rows))
-    ax.set_ylim(-level(enc[-1]) - 0.6, 1.3)
-    ax.set_axis_off()
-    ax.set_title('The blog\'s U-Net: encoder c0..c8 (blue), decoder dc8..dc0 '
-                 '(orange = 4x4 stride-2 deconvolution)')
-    return ax
-
-
 # ---------------------------------------------------------------------------------------
 # Compact weights: float16 npz on disk, float32 in memory.
 # ---------------------------------------------------------------------------------------
@@ -367,7 +297,6 @@ def save_weights(link, path, meta=None):
     temporary file and renamed, so a killed process never leaves half a file.
     ``meta``: a JSON-serialisable dict stored alongside (e.g. the model's in_ch/width).
     """
-    from .infra.backend import to_cpu
     arrays = {}
     for name, param in link.namedparams():
         if param.array is None:
@@ -392,7 +321,6 @@ def warm_start(dst, src):
     computes until training teaches it to read them) and extra *outputs* keep ``dst``'s
     own initial values. BatchNorm statistics are copied too (:func:`copy_persistents`).
     """
-    from .infra.backend import to_cpu
     theirs = dict(src.namedparams())
     for name, p in dst.namedparams():
         a, w = to_cpu(theirs[name].array), to_cpu(p.array).copy()
@@ -409,7 +337,6 @@ def warm_start(dst, src):
 def copy_persistents(dst, src):
     """Copy every persistent value (BatchNorm statistics) of ``src`` into the link of the
     same path in ``dst``, on ``dst``'s device: half of a warm start (weights are the other)."""
-    from .infra.backend import to_cpu
     theirs = dict(src.namedlinks())
     for path, sub in dst.namedlinks():
         for pname in sub._persistent:

@@ -1,6 +1,7 @@
 """Small matplotlib helpers shared by the notebooks: image grids with captions and credits."""
 import numpy as np
 
+from . import lines as lines_mod
 from .metrics import HUE_BINS, SKIN_HUES, hue_stats
 from .models import colorize
 
@@ -264,3 +265,125 @@ def show_comparison(gens, pairs, credit=None, title=None, cell=1.3):
         ax.set_ylabel(short_title(label, 14), rotation=0, ha='right', va='center',
                       fontsize=9)
     return finish_figure(fig, title, credit)
+
+
+# ---------------------------------------------------------------- line extraction (notebook 01)
+
+def _setting_label(t):
+    """A sweep threshold as a tick label (none, 64, 50/100)."""
+    if t is None:
+        return 'none'
+    return '%d/%d' % tuple(t) if isinstance(t, tuple) else str(t)
+
+
+def plot_sweep(rows, key='f1', ax=None, title=None):
+    """Heatmap of one :func:`lines.sweep` (kernel size x threshold), each cell labelled, best boxed."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+    ks, ts, values = lines_mod.grid(rows, key)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(1.6 + 0.8 * len(ts), 0.9 + 0.4 * len(ks)),
+                             layout='constrained')
+    lo, hi = np.nanmin(values), np.nanmax(values)
+    im = ax.imshow(values, cmap='viridis', vmin=lo, vmax=max(hi, lo + 1e-6), aspect='auto')
+    for i in range(len(ks)):
+        for j in range(len(ts)):
+            v = values[i, j]
+            ax.text(j, i, '%.3f' % v, ha='center', va='center', fontsize=7,
+                    color='black' if v > lo + 0.6 * (hi - lo) else 'white')
+    bi, bj = np.unravel_index(np.nanargmax(values), values.shape)
+    ax.add_patch(Rectangle((bj - 0.5, bi - 0.5), 1, 1, fill=False, ec='red', lw=2))
+    canny = rows[0]['method'] == 'canny'
+    ax.set_xticks(range(len(ts)), [_setting_label(t) for t in ts])
+    ax.set_yticks(range(len(ks)), [str(k) for k in ks])
+    ax.set_xlabel('Canny low/high' if canny else 'threshold (edge strength)')
+    ax.set_ylabel('edge thickness' if canny else 'kernel size')
+    ax.set_title(title or '%s %s (tolerance %g px)' % (rows[0]['method'], key,
+                                                      rows[0]['tolerance']), fontsize=9)
+    ax.figure.colorbar(im, ax=ax, fraction=0.05)
+    return ax
+
+
+def show_line_comparison(colors, human, preds, tolerance=1, titles=None, credit=None,
+                         size=2.2, crop=None):
+    """One row per picture: color | human lines | each prediction | its disagreement map.
+
+    ``preds`` is a list of line batches (one per method) aligned with ``colors``/``human``;
+    ``titles`` names them. ``crop`` = (y0, y1, x0, x1) zooms every panel. Returns the figure.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+    colors, human = np.asarray(colors), np.asarray(human)
+    if colors.ndim == 3:
+        colors, human = colors[None], human[None]
+        preds = [np.asarray(p)[None] for p in preds]
+    titles = titles or ['extracted %d' % (i + 1) for i in range(len(preds))]
+    ncols = 2 + 2 * len(preds)
+    fig, axes = plt.subplots(len(colors), ncols, figsize=(size * ncols, size * len(colors)
+                                                          + (0.5 if credit else 0.2)),
+                             squeeze=False)
+    cut = (lambda a: a) if crop is None else (lambda a: a[crop[0]:crop[1], crop[2]:crop[3]])
+    for r in range(len(colors)):
+        panels = [(colors[r], 'color'), (human[r], 'human lines')]
+        for p, t in zip(preds, titles):
+            s = lines_mod.score_lines(p[r], human[r], tolerance)
+            panels += [(p[r], t), (lines_mod.disagreement(p[r], human[r], tolerance),
+                                   '%s vs human: F1 %.2f' % (t.split(',')[0], s['f1']))]
+        for ax, (img, t) in zip(axes[r], panels):
+            ax.imshow(cut(img), cmap='gray', vmin=0, vmax=255, interpolation='nearest')
+            ax.set_title(t, fontsize=8)
+            ax.axis('off')
+    handles = [Patch(color=np.array(c) / 255, label=l) for c, l in (
+        (lines_mod.MATCH_COLOR, 'both'), (lines_mod.EXTRA_COLOR, 'extracted only'),
+        (lines_mod.MISSED_COLOR, 'human only'))]
+    height = fig.get_figheight()
+    fig.legend(handles=handles, loc='upper center', fontsize=7, ncol=3, frameon=False)
+    if credit:
+        add_credit(fig, credit)
+    fig.tight_layout(rect=(0, 0.25 / height if credit else 0, 1, 1 - 0.3 / height))
+    return fig
+
+
+def show_rows(rows, labels, credit=None, title=None, cell=1.3):
+    """Rows of uint8 pictures (each a list/array of (H,W) or (H,W,3)) stacked as strips,
+    one labelled strip per row."""
+    import matplotlib.pyplot as plt
+    n = max(len(r) for r in rows)
+    # constrained layout makes room for the row labels (tight_layout cannot, next to
+    # pictures of fixed aspect)
+    fig, axes = plt.subplots(len(rows), 1, figsize=(cell * n + 1.8, cell * len(rows) + 0.6),
+                             squeeze=False, layout='constrained')
+    for ax, r, label in zip(axes[:, 0], rows, labels):
+        r = [np.repeat(np.asarray(p)[..., None], 3, 2) if np.ndim(p) == 2 else p for p in r]
+        ax.imshow(np.concatenate(r, axis=1))
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel(label, rotation=0, ha='right', va='center', fontsize=8)
+    return finish_figure(fig, title, credit)
+
+
+def plot_xy(series, xlabel, ylabel, ax=None, title=None, xticklabels=None, min_span=None):
+    """Line plot of {label: (xs, ys)}. ``xticklabels``: names for the x values of the
+    first series (e.g. adversarial weights 0, 0.01, 1 drawn evenly spaced); ``min_span``:
+    show at least this y range, so a flat curve looks flat and not like noise."""
+    import matplotlib.pyplot as plt
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3.4))
+    for label, (xs, ys) in series.items():
+        ax.plot(xs, ys, 'o-', label=label)
+    if xticklabels is not None:
+        ax.set_xticks(list(next(iter(series.values()))[0]))
+        ax.set_xticklabels([str(t) for t in xticklabels])
+    if min_span:
+        lo, hi = ax.get_ylim()
+        if hi - lo < min_span:
+            mid = (lo + hi) / 2
+            ax.set_ylim(mid - min_span / 2, mid + min_span / 2)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    if len(series) > 1:
+        ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
