@@ -348,3 +348,14 @@ def test_simulated_dot_is_a_square_of_the_mean_color():
     top, left = _one_dot(mask, np.ones((3, 3), bool))
     want = np.rint(color[top:top + 3, left:left + 3].reshape(-1, 3).mean(axis=0))
     assert (rgb[mask] == want.astype(np.uint8)).all()
+
+
+def test_truth_hints_where_a_user_would_put_them():
+    color = np.full((40, 60, 3), 255, np.uint8)
+    color[10:20, 10:30] = (200, 40, 40)
+    line = np.full((40, 60), 255, np.uint8)
+    line[15, :] = 0                                         # a line of ink
+    rgb, mask = H.truth_hints(color, 10, seed=1, where=H.colored_off_ink(line, color))
+    ys, xs = np.nonzero(mask)
+    assert len(ys) == 10 and (rgb[mask] == (200, 40, 40)).all()
+    assert ((10 <= ys) & (ys < 20) & (ys != 15) & (10 <= xs) & (xs < 30)).all()

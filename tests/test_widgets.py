@@ -13,8 +13,7 @@ import tutorial_lib  # noqa: F401
 from tutorial_lib import hints
 from tutorial_lib.colorize import Colorizer
 from tiny_models import tiny, tiny_colorizer
-from tutorial_lib.widgets import (HintCanvas, LatestOnly, canvas_to_image, image_to_canvas,
-                                  truth_dots)
+from tutorial_lib.widgets import HintCanvas, LatestOnly, canvas_to_image, image_to_canvas
 
 SIZES = [((288, 384), (192, 256)), ((384, 384), (128, 128)), ((384, 265), (37, 25)),
          ((300, 384), (512, 655)), ((97, 131), (97, 131))]     # (canvas, image), (h, w)
@@ -239,16 +238,6 @@ def test_debounce_collapses_a_burst():
     assert len(ran) == 1 and ran[0] - t0 >= 0.3
     w.submit()
     assert w.wait(10) and len(ran) == 2
-
-
-def test_truth_dots_sit_on_colored_pixels_and_nest():
-    color = np.full((40, 60, 3), 255, np.uint8)
-    color[10:20, 10:30] = (200, 40, 40)
-    color[15, :] = 0                                        # a line of ink
-    dots = truth_dots(color, 10, seed=1, radius=1)
-    assert len(dots) == 10 and all(d.color == (200, 40, 40) for d in dots)
-    assert all(10 <= d.points[0][1] < 20 and d.points[0][1] != 15 for d in dots)
-    assert truth_dots(color, 3, seed=1, radius=1) == dots[:3]
 
 
 def test_bench_measures_recolor_latency(tmp_path):

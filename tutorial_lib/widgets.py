@@ -27,7 +27,8 @@ from ipycanvas import Canvas, MultiCanvas
 
 from . import atomic
 from . import hints as hints_mod
-from .colorize import Colorizer, fit_long_side, to_line_image
+from .colorize import Colorizer, to_line_image
+from .images import fit_long_side, resize
 
 DISPLAY_SIDE = 384     # long side of both canvases on screen, in CSS pixels
 HINT_SIDE = 512        # hints are rasterized at most this large (the networks see <= 512)
@@ -79,18 +80,6 @@ def image_to_canvas(col, row, canvas_size, image_size):
     """The canvas point at the center of image pixel (col, row): canvas_to_image's inverse."""
     (ch, cw), (h, w) = _sizes(canvas_size, image_size)
     return (col + 0.5) * cw / w, (row + 0.5) * ch / h
-
-
-def truth_dots(color, n, seed=0, radius=2.0, paper=245, ink=60):
-    """``n`` dot strokes at random colored pixels of a true picture, each in the true color
-    there: a learner who knows the answer, for headless runs and experiments. Paper (all
-    channels >= ``paper``) and ink (all <= ``ink``) are skipped: a dot there says nothing.
-    The same seed gives nested sets: the first 10 of 50 are the 10."""
-    color = np.asarray(color)
-    ys, xs = np.nonzero((color.min(axis=2) < paper) & (color.max(axis=2) > ink))
-    pick = np.random.RandomState(seed).permutation(len(ys))[:n]
-    return [hints_mod.Stroke([(int(xs[i]), int(ys[i]))], tuple(int(v) for v in color[ys[i], xs[i]]),
-                             radius) for i in pick]
 
 
 class LatestOnly:
@@ -151,13 +140,6 @@ def _rgba(rgb):
     return np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
 
 
-def _resize(image, size):
-    h, w = size
-    shrink = h * w < image.shape[0] * image.shape[1]
-    interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
-    return cv2.resize(np.ascontiguousarray(image), (w, h), interpolation=interp)
-
-
 class HintCanvas:
     """Line art on the left, the colorized result on the right, tools above.
 
@@ -179,7 +161,22 @@ class HintCanvas:
         self.recolors, self.last_latency_ms, self.error = 0, None, None
         self._drag = None                   # (image points, canvas points) while drawing
         self._canvas_points = []
+        buttons, files = self._controls(use_stage2)
+        self._canvases()
+        self.widget = W.VBox([
+            W.HBox([self.color] + self.swatches + [self.tool]),
+            W.HBox([self.brush] + list(buttons.values()) + [self.stage2]),
+            # the frames sit on boxes around the canvases: a border on a canvas itself
+            # would squeeze it by 2 px and blur it
+            W.HBox([W.Box([c], layout=W.Layout(border='1px solid #ccc', margin='2px'))
+                    for c in (self.draw, self.result_canvas)]),
+            W.HBox([self.upload, self.hint_path] + files),
+            self.status])
+        self.widget.add_class('hint-canvas')
+        self.load_image(image, recolor=False)
 
+    def _controls(self, use_stage2):
+        """The tool widgets; returns the {undo, redo, clear} buttons and the file buttons."""
         self.color = W.ColorPicker(value='#e03030', concise=True, layout=W.Layout(width='40px'))
         swatches = []
         for c in PALETTE:
@@ -188,6 +185,7 @@ class HintCanvas:
             b.style.button_color = c
             b.on_click(lambda _, c=c: setattr(self.color, 'value', c))
             swatches.append(b)
+        self.swatches = swatches
         self.tool = W.ToggleButtons(options=['stroke', 'dot', 'eraser'],
                                     style=W.ToggleButtonsStyle(button_width='72px'))
         self.brush = W.IntSlider(4, 1, 24, description='brush', layout=W.Layout(width='220px'))
@@ -208,7 +206,9 @@ class HintCanvas:
         save.on_click(lambda _: self._file_action(self.save_hints))
         load.on_click(lambda _: self._file_action(self.load_hints))
         self.status = W.HTML()
+        return buttons, [save, load]
 
+    def _canvases(self):
         self.draw = MultiCanvas(2)          # layer 0: line + hints; layer 1: stroke preview
         self.result_canvas = Canvas()
         self.draw.add_class('hint-canvas-draw')       # CSS hooks for the browser test
@@ -221,18 +221,6 @@ class HintCanvas:
         # a reloaded page gets blank canvases (ipycanvas keeps no image): draw them again
         self.draw.on_client_ready(self._redraw)
         self.result_canvas.on_client_ready(self._redraw)
-
-        self.widget = W.VBox([
-            W.HBox([self.color] + swatches + [self.tool]),
-            W.HBox([self.brush] + list(buttons.values()) + [self.stage2]),
-            # the frames sit on boxes around the canvases: a border on a canvas itself
-            # would squeeze it by 2 px and blur it
-            W.HBox([W.Box([c], layout=W.Layout(border='1px solid #ccc', margin='2px'))
-                    for c in (self.draw, self.result_canvas)]),
-            W.HBox([self.upload, self.hint_path, save, load]),
-            self.status])
-        self.widget.add_class('hint-canvas')
-        self.load_image(image, recolor=False)
 
     def _repr_mimebundle_(self, **kw):
         return self.widget._repr_mimebundle_(**kw)
@@ -354,7 +342,7 @@ class HintCanvas:
             with _COLORIZE_LOCK:
                 out = self.colorizer.colorize(self.line, hints=self.hint_image(),
                                               stage2=self.stage2.value)
-                self.result, self.shown = out, _resize(out, self.canvas_size)
+                self.result, self.shown = out, resize(out, self.canvas_size)
                 self.result_canvas.put_image_data(_rgba(self.shown))
             self.error = None
         except Exception as exc:            # shown to the learner instead of lost in a thread
@@ -376,7 +364,7 @@ class HintCanvas:
         self._say()
 
     def _draw_hints(self):
-        line = _resize(self.line, self.canvas_size)
+        line = resize(self.line, self.canvas_size)
         # hints.resize_hints keeps every dot (max-pool when shrinking, nearest when growing)
         # with the same pixel mapping as canvas_to_image
         rgb, mask = hints_mod.resize_hints(*self.hint_image(), self.canvas_size)
@@ -448,7 +436,7 @@ class HintCanvas:
         item = change['new'][0]
         self.upload.value = ()              # so that choosing the same file again reloads it
         suffix = os.path.splitext(item['name'])[1] or '.png'
-        # data.read_image decodes files (EXIF, 16 bit, alpha): give it one
+        # images.read_image decodes files (EXIF, 16 bit, alpha): give it one
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, 'upload' + suffix)
             with open(path, 'wb') as f:
