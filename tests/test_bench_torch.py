@@ -11,11 +11,11 @@ import pytest
 
 import tutorial_lib  # noqa: F401
 from tutorial_lib import models
-from tutorial_lib.infra import bench, fastconv
+from tutorial_lib.infra import bench, bench_profile, bench_torch, fastpath
 
 
 def load_worker():
-    spec = importlib.util.spec_from_file_location('torch_bench_worker', bench.WORKER)
+    spec = importlib.util.spec_from_file_location('torch_bench_worker', bench_torch.WORKER)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -54,9 +54,9 @@ def test_compare_interleaves_and_divides():
     def ours():
         calls.append('ours')
         time.sleep(0.02)
-    worker = bench.TorchWorker(sys.executable, stand_in=True)
+    worker = bench_torch.TorchWorker(sys.executable, stand_in=True)
     try:
-        found = bench.compare_torch(
+        found = bench_torch.compare_torch(
             [('k', ours, dict(kind='train', width=1.0, size=16, batch=1, in_ch=1), 5)],
             worker, repeats=4, warmup=1)
     finally:
@@ -70,7 +70,7 @@ def test_compare_interleaves_and_divides():
 
 
 def test_worker_errors_become_one_message():
-    worker = bench.TorchWorker(sys.executable, stand_in=True)
+    worker = bench_torch.TorchWorker(sys.executable, stand_in=True)
     try:
         with pytest.raises(RuntimeError, match='PyTorch benchmark: KeyError'):
             worker.request(cmd='run', key='never set up')
@@ -83,17 +83,17 @@ def test_parameter_count_mismatch_is_refused():
         def request(self, **req):
             return {'ok': True, 'params': 10}
     with pytest.raises(RuntimeError, match='10 parameters, ours 11'):
-        bench.compare_torch([('k', lambda: None, {}, 11)], Fake(), 1)
+        bench_torch.compare_torch([('k', lambda: None, {}, 11)], Fake(), 1)
 
 
 def test_bench_writes_torch_ratios_and_profile(tmp_path, capsys):
     out = tmp_path / 'bench.json'
     out.write_text(json.dumps({'train128_full_speedup': 3.0}))
-    was = fastconv.is_enabled()
+    was = fastpath.is_enabled()
     bench.main(['--quick', '--only', 'torch', '--only', 'profile',
                 '--profile', 'train128_classroom', '--torch', sys.executable,
                 '--torch-stand-in', '--out', str(out)])
-    assert fastconv.is_enabled() == was
+    assert fastpath.is_enabled() == was
     saved = json.loads(out.read_text())
     for key in ('train128_full', 'train128_classroom', 'infer512'):
         assert saved['torch_ratio_' + key] > 0, key
@@ -115,7 +115,7 @@ def test_type_timer_counts_self_time():
     import chainer
     import chainer.functions as F
     import numpy as np
-    timer = bench.TypeTimer()
+    timer = bench_profile.TypeTimer()
     x = chainer.Variable(np.ones((1, 2, 8, 8), np.float32))
     W = chainer.Variable(np.ones((3, 2, 3, 3), np.float32))
     with timer:

@@ -1,7 +1,7 @@
 """tutorial_lib.infra.fastadam: the fused Adam update must leave parameters and Adam state bit for
 bit equal to stock Chainer's after several steps (float32 and float64, with weight decay
 and Adam's own weight_decay_rate, blocks over several threads), be switched by
-fastconv.enable/disable/stock, keep snapshots loadable both ways, and leave everything it
+fastpath.enable/disable/stock, keep snapshots loadable both ways, and leave everything it
 does not handle (AMSGrad, AdaBound, post-update hooks, other optimizers) to Chainer."""
 import contextlib
 import copy
@@ -11,7 +11,7 @@ import pytest
 
 import tutorial_lib  # noqa: F401  (compat shim before chainer)
 from tutorial_lib import training
-from tutorial_lib.infra import fastadam, fastconv
+from tutorial_lib.infra import fastadam, fastpath, threads
 import chainer
 import chainer.functions as F
 import chainer.links as L
@@ -22,15 +22,15 @@ from call_counter import Counter
 
 @pytest.fixture(autouse=True)
 def _restore_state():
-    was = fastconv._state()
-    saved = fastadam.BLOCK_ELEMS, fastadam.PARALLEL_ELEMS, fastconv.THREADS
+    was = fastpath._state()
+    saved = fastadam.BLOCK_ELEMS, fastadam.PARALLEL_ELEMS, threads.THREADS
     yield
-    fastadam.BLOCK_ELEMS, fastadam.PARALLEL_ELEMS, fastconv.THREADS = saved
-    fastconv._restore(was)
+    fastadam.BLOCK_ELEMS, fastadam.PARALLEL_ELEMS, threads.THREADS = saved
+    fastpath._restore(was)
 
 
-def small_blocks(threads=2):
-    fastadam.BLOCK_ELEMS, fastadam.PARALLEL_ELEMS, fastconv.THREADS = 37, 0, threads
+def small_blocks(n_threads=2):
+    fastadam.BLOCK_ELEMS, fastadam.PARALLEL_ELEMS, threads.THREADS = 37, 0, n_threads
 
 
 class Tiny(chainer.Chain):
@@ -49,14 +49,14 @@ class Tiny(chainer.Chain):
 def adam_only(mode):
     """Fast conv and batch normalization either way (so the gradients are the same
     arrays); the Adam update fused ('fast') or Chainer's ('stock')."""
-    was = fastconv._state()
-    fastconv.enable()
+    was = fastpath._state()
+    fastpath.enable()
     if mode == 'stock':
         fastadam.disable()
     try:
         yield
     finally:
-        fastconv._restore(was)
+        fastpath._restore(was)
 
 
 def train(model, make_opt, steps, mode, dtype, seed=3):
@@ -148,7 +148,7 @@ def test_unet_and_dis_adam_trajectories(dtype):
 
 def _train_with(model, fused, dtype):
     """3 steps with fast conv/BN; Adam fused or stock."""
-    fastconv.enable()
+    fastpath.enable()
     (fastadam.enable if fused else fastadam.disable)()
     opt = training._adam(2e-4, 0.5, 1e-5, model)
     rs = np.random.RandomState(9)
@@ -198,18 +198,18 @@ def test_snapshot_round_trip_between_stock_and_fast(tmp_path):
 
 
 def test_switches(monkeypatch):
-    fastconv.enable()
-    assert fastadam.is_enabled() and fastconv.is_enabled()
-    with fastconv.stock():
+    fastpath.enable()
+    assert fastadam.is_enabled() and fastpath.is_enabled()
+    with fastpath.stock():
         assert not fastadam.is_enabled()
         assert 'update' not in chainer.optimizers.Adam.__dict__
     assert fastadam.is_enabled()
     fastadam.disable()
-    assert not fastconv.is_enabled()
-    with fastconv.fast():
+    assert not fastpath.is_enabled()
+    with fastpath.fast():
         assert fastadam.is_enabled()
     assert not fastadam.is_enabled()
-    fastconv.disable()
+    fastpath.disable()
     assert chainer.optimizers.Adam.update is chainer.optimizer.GradientMethod.update
     counter = Counter(monkeypatch, fastadam, 'adam_blocks')
     train(tiny(np.float32), adam(), 1, 'fast', np.float32)

@@ -1,6 +1,6 @@
 """tutorial_lib.infra.fastbn: the fused CPU batch normalization must compute what stock Chainer
 computes (to float rounding) in test and train mode, keep every gradient (double backward
-included) Chainer's, be switched by fastconv.enable/disable/stock, and fall back to
+included) Chainer's, be switched by fastpath.enable/disable/stock, and fall back to
 Chainer's code for what it does not handle."""
 import contextlib
 import copy
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import tutorial_lib  # noqa: F401  (compat shim before chainer)
-from tutorial_lib.infra import fastbn, fastconv
+from tutorial_lib.infra import fastbn, fastconv, fastpath, threads
 import chainer
 import chainer.functions as F
 from chainer import gradient_check
@@ -21,20 +21,20 @@ TOL = {np.float64: 1e-12, np.float32: 2e-6}
 
 @pytest.fixture(autouse=True)
 def _restore_state():
-    was = fastconv._state()
+    was = fastpath._state()
     yield
-    fastconv._restore(was)
+    fastpath._restore(was)
 
 
 @contextlib.contextmanager
-def tiny_blocks(threads=2):
+def tiny_blocks(n_threads=2):
     """Force many blocks (channel runs, plane pieces, sample runs) and several threads."""
-    saved = fastbn.BLOCK_BYTES, fastbn.PARALLEL_BYTES, fastconv.THREADS
-    fastbn.BLOCK_BYTES, fastbn.PARALLEL_BYTES, fastconv.THREADS = 64, 0, threads
+    saved = fastbn.BLOCK_BYTES, fastbn.PARALLEL_BYTES, threads.THREADS
+    fastbn.BLOCK_BYTES, fastbn.PARALLEL_BYTES, threads.THREADS = 64, 0, n_threads
     try:
         yield
     finally:
-        fastbn.BLOCK_BYTES, fastbn.PARALLEL_BYTES, fastconv.THREADS = saved
+        fastbn.BLOCK_BYTES, fastbn.PARALLEL_BYTES, threads.THREADS = saved
 
 
 def relerr(a, b):
@@ -76,9 +76,9 @@ def run_train(x, gamma, beta, mean, var, gy):
 
 def compare(run, shape, dtype, blocks=False):
     arrays = bn_inputs(shape, dtype)
-    with fastconv.stock():
+    with fastpath.stock():
         ref = run(*arrays)
-    with fastconv.fast(), (tiny_blocks() if blocks else contextlib.nullcontext()):
+    with fastpath.fast(), (tiny_blocks() if blocks else contextlib.nullcontext()):
         got = run(*arrays)
     for i, (a, b) in enumerate(zip(ref, got)):
         assert relerr(a, b) < TOL[dtype], (i, relerr(a, b))
@@ -120,9 +120,9 @@ def test_larger_float32_close_to_float64_truth():
     x, gamma, beta, mean, var, gy = bn_inputs((2, 8, 64, 64), np.float64, offset=10.0)
     truth = run_train(x, gamma, beta, mean, var, gy)
     args32 = [a.astype(np.float32) for a in (x, gamma, beta, mean, var, gy)]
-    with fastconv.stock():
+    with fastpath.stock():
         ref = run_train(*args32)
-    with fastconv.fast():
+    with fastpath.fast():
         got = run_train(*args32)
     for t, a, b in zip(truth, ref, got):
         err_stock = relerr(t.astype(np.float32), a)
@@ -137,7 +137,7 @@ def test_check_backward_test_mode(shape):
     x, gamma, beta, mean, var, gy = bn_inputs(shape, np.float64, seed=1)
     rs = np.random.RandomState(2)
     ggs = [rs.standard_normal(a.shape) for a in (x, gamma, beta, mean, var)]
-    fastconv.enable()
+    fastpath.enable()
 
     def fn(*args):
         return F.fixed_batch_normalization(*args, eps=1e-3)
@@ -152,7 +152,7 @@ def test_check_backward_train_mode(shape):
     x, gamma, beta, _, _, gy = bn_inputs(shape, np.float64, seed=3)
     rs = np.random.RandomState(4)
     ggs = [rs.standard_normal(a.shape) for a in (x, gamma, beta)]
-    fastconv.enable()
+    fastpath.enable()
 
     def fn(*args):
         return F.batch_normalization(*args, eps=1e-3)
@@ -163,7 +163,7 @@ def test_check_backward_train_mode(shape):
 
 
 def unet_test_mode(model, x, fast):
-    with (fastconv.fast() if fast else fastconv.stock()):
+    with (fastpath.fast() if fast else fastpath.stock()):
         with chainer.using_config('train', False), chainer.no_backprop_mode():
             return model(x).array
 
@@ -205,44 +205,44 @@ def both_modes(shape=(2, 3, 4, 4), dtype=np.float32):
 def test_switches_route_to_fast_or_stock(monkeypatch):
     fast = counters(monkeypatch)
     stock_apply = Counter(monkeypatch, chainer_bn, '_apply_bn_fwd')  # stock forwards use it
-    fastconv.enable()
-    assert fastconv.is_enabled() and fastbn.is_enabled()
+    fastpath.enable()
+    assert fastpath.is_enabled() and fastbn.is_enabled()
     both_modes()
     assert [c.calls for c in fast] == [1, 1, 1] and stock_apply.calls == 0
 
-    with fastconv.stock():
-        assert not fastbn.is_enabled() and not fastconv.is_enabled()
+    with fastpath.stock():
+        assert not fastbn.is_enabled() and not fastpath.is_enabled()
         both_modes()
-    assert fastconv.is_enabled() and fastbn.is_enabled()
+    assert fastpath.is_enabled() and fastbn.is_enabled()
     assert [c.calls for c in fast] == [1, 1, 1] and stock_apply.calls == 2
 
-    fastconv.disable()
+    fastpath.disable()
     assert not fastbn.is_enabled()
     for (cls, name), fn in fastbn._ORIGINAL.items():
         assert cls.__dict__[name] is fn
     both_modes()
     assert [c.calls for c in fast] == [1, 1, 1] and stock_apply.calls == 4
 
-    with fastconv.fast():
+    with fastpath.fast():
         assert fastbn.is_enabled()
         both_modes()
-    assert not fastbn.is_enabled() and not fastconv.is_enabled()
+    assert not fastbn.is_enabled() and not fastpath.is_enabled()
     assert [c.calls for c in fast] == [2, 2, 2] and stock_apply.calls == 4
 
 
 def test_fastbn_alone_and_partial_state_restored():
-    fastconv.enable()
+    fastpath.enable()
     fastbn.disable()
-    assert not fastconv.is_enabled()  # "enabled" means everything is fast
+    assert not fastpath.is_enabled()  # "enabled" means everything is fast
     conv_cls = fastconv._ConvF
     assert conv_cls.__dict__['_forward_cpu_core'] is fastconv._FAST[conv_cls]
-    with fastconv.stock():
+    with fastpath.stock():
         assert conv_cls.__dict__['_forward_cpu_core'] is fastconv._ORIGINAL[conv_cls]
     # back to fast convolutions with stock batch normalization
     assert conv_cls.__dict__['_forward_cpu_core'] is fastconv._FAST[conv_cls]
     assert not fastbn.is_enabled()
     fastbn.enable()
-    assert fastconv.is_enabled()
+    assert fastpath.is_enabled()
 
 
 def _noncontiguous(shape, dtype):
@@ -261,10 +261,10 @@ FALLBACKS = {
 @pytest.mark.parametrize('case', sorted(FALLBACKS))
 def test_unsupported_dtypes_and_layouts_fall_back(monkeypatch, case):
     arrays = FALLBACKS[case]()
-    with fastconv.stock():
+    with fastpath.stock():
         ref_fixed, ref_train = run_fixed(*arrays), run_train(*arrays)
     fast = counters(monkeypatch)
-    fastconv.enable()
+    fastpath.enable()
     got_fixed, got_train = run_fixed(*arrays), run_train(*arrays)
     assert [c.calls for c in fast] == [0, 0, 0]
     for a, b in zip(ref_fixed + ref_train, got_fixed + got_train):
@@ -277,7 +277,7 @@ def test_other_axes_fall_back(monkeypatch):
     x, _, _, _, _, gy = bn_inputs((2, 3, 4, 5), np.float64)
     rs = np.random.RandomState(7)
     fast = counters(monkeypatch)
-    fastconv.enable()
+    fastpath.enable()
     for axis, pshape in [(None, (3, 4)), ((0,), (3, 4, 5)), ((0, 1), (4, 5))]:
         gamma, beta = rs.uniform(0.5, 1.5, pshape), rs.standard_normal(pshape)
         mean, var = rs.standard_normal(pshape), rs.uniform(0.5, 2, pshape)
@@ -287,7 +287,7 @@ def test_other_axes_fall_back(monkeypatch):
             got = fn()
             got.grad = gy
             got.backward()
-            with fastconv.stock():
+            with fastpath.stock():
                 ref = fn()
             np.testing.assert_array_equal(ref.array, got.array)
     assert [c.calls for c in fast] == [0, 0, 0]
@@ -302,7 +302,7 @@ def test_broadcast_gy_falls_back_in_backward(monkeypatch):
     fast = counters(monkeypatch)
     grads = {}
     for mode in ('stock', 'fast'):
-        with getattr(fastconv, mode)():
+        with getattr(fastpath, mode)():
             xv = chainer.Variable(x)
             F.sum(F.batch_normalization(xv, gamma, beta)).backward()
             grads[mode] = xv.grad
@@ -312,9 +312,9 @@ def test_broadcast_gy_falls_back_in_backward(monkeypatch):
 
 def test_running_statistics_none_and_single_sample():
     """No running statistics, and a (1, C, 1, 1) batch (Chainer warns; the output is 0)."""
-    fastconv.enable()
+    fastpath.enable()
     x, gamma, beta, _, _, _ = bn_inputs((4, 3, 2, 2), np.float64)
-    with fastconv.stock():
+    with fastpath.stock():
         ref = F.batch_normalization(x, gamma, beta).array
     assert relerr(ref, F.batch_normalization(x, gamma, beta).array) < 1e-12
     x1 = x[:1, :, :1, :1].copy()

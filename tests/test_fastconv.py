@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import tutorial_lib  # noqa: F401  (compat shim before chainer)
-from tutorial_lib.infra import fastconv
+from tutorial_lib.infra import fastconv, fastpath, im2col, threads
 import chainer
 import chainer.functions as F
 from chainer import gradient_check
@@ -18,27 +18,28 @@ from tutorial_lib.models import DIS, UNET
 
 @pytest.fixture(autouse=True)
 def _restore_state():
-    was = fastconv.is_enabled()
+    was = fastpath.is_enabled()
     yield
     if was:
-        fastconv.enable()
+        fastpath.enable()
     else:
-        fastconv.disable()
+        fastpath.disable()
 
 
 @contextlib.contextmanager
-def tuning(block_bytes, min_cols, threads, deep=1.0):
+def tuning(block_bytes, min_cols, n_threads, deep=1.0):
     """Force the blocked code paths (many blocks, partial rows, several threads, the
     split by channels or by columns) on small arrays."""
-    names = ('BLOCK_BYTES', 'MIN_COLS', 'THREADS', 'DEEP')
-    saved = [getattr(fastconv, name) for name in names]
-    for name, value in zip(names, (block_bytes, min_cols, threads, deep)):
-        setattr(fastconv, name, value)
+    knobs = [(fastconv, 'BLOCK_BYTES', block_bytes), (fastconv, 'MIN_COLS', min_cols),
+             (threads, 'THREADS', n_threads), (fastconv, 'DEEP', deep)]
+    saved = [getattr(module, name) for module, name, _ in knobs]
+    for module, name, value in knobs:
+        setattr(module, name, value)
     try:
         yield
     finally:
-        for name, value in zip(names, saved):
-            setattr(fastconv, name, value)
+        for (module, name, _), value in zip(knobs, saved):
+            setattr(module, name, value)
 
 
 def relerr(a, b, floor=1e-30):
@@ -103,9 +104,9 @@ def compare(kind, ksp, shape, ch, bias, dtype, tol, cover_all=False):
     arrays = inputs(kind, n, cin, cout, k, h, w, bias, dtype)
     if not bias:
         arrays = arrays[:2]
-    with fastconv.stock():
+    with fastpath.stock():
         ref = forward_backward(fn, arrays)
-    with fastconv.fast():
+    with fastpath.fast():
         got = forward_backward(fn, arrays)
     for r, g in zip(ref, got):
         assert relerr(r, g) < tol
@@ -141,9 +142,9 @@ def test_deconv_outsize():
     # outsize makes Chainer use cover_all in the deconvolution's backward
     arrays = inputs('deconv', 2, 3, 4, 4, 5, 6, True, np.float64)
     fn = deconv_fn(2, 1, outsize=(11, 13))
-    with fastconv.stock():
+    with fastpath.stock():
         ref = forward_backward(fn, arrays)
-    with fastconv.fast():
+    with fastpath.fast():
         got = forward_backward(fn, arrays)
     for r, g in zip(ref, got):
         assert relerr(r, g) < 1e-12
@@ -176,12 +177,12 @@ def test_im2col_col2im_match_chainer():
             oh = chainer_conv.get_conv_outsize(9, k, s, p, cover_all)
             ow = chainer_conv.get_conv_outsize(11, k, s, p, cover_all)
             ref = chainer_conv.im2col_cpu(x, k, k, s, s, p, p, cover_all=cover_all)
-            got = fastconv.im2col(x, k, k, s, s, p, p, oh, ow)
+            got = im2col.im2col(x, k, k, s, s, p, p, oh, ow)
             got = got.reshape(4, k, k, 3, oh, ow).transpose(3, 0, 1, 2, 4, 5)
             assert np.array_equal(ref, got)
             col = rs.standard_normal(ref.shape)
             np.testing.assert_allclose(
-                fastconv.col2im(col, s, s, p, p, 9, 11),
+                im2col.col2im(col, s, s, p, p, 9, 11),
                 chainer_conv.col2im_cpu(col, s, s, p, p, 9, 11), rtol=1e-13, atol=1e-13)
 
 
@@ -190,7 +191,7 @@ def test_im2col_col2im_match_chainer():
 @pytest.mark.parametrize('ch', [(2, 3), (3, 2)])
 def test_check_backward_fast(kind, ksp, ch):
     k, s, p = ksp
-    fastconv.enable()
+    fastpath.enable()
     x, W, b = inputs(kind, 2, ch[0], ch[1], k, 6, 5, True, np.float64, seed=3)
     fn = conv_fn(s, p) if kind == 'conv' else deconv_fn(s, p)
     y = fn(x, W, b)
@@ -205,7 +206,7 @@ def test_check_backward_fast(kind, ksp, ch):
 
 def grads_of(model, x, t, fast):
     model = copy.deepcopy(model)
-    with (fastconv.fast() if fast else fastconv.stock()):
+    with (fastpath.fast() if fast else fastpath.stock()):
         y = model(x)
         loss = F.mean_squared_error(y, t) if t.dtype.kind == 'f' else \
             F.softmax_cross_entropy(y, t)
@@ -265,21 +266,21 @@ def test_switches_route_to_fast_or_stock(monkeypatch):
     arrays = inputs('conv', 2, 3, 4, 4, 8, 8, True, np.float32)
     fn = conv_fn(2, 1)
 
-    fastconv.enable()
-    assert fastconv.is_enabled()
+    fastpath.enable()
+    assert fastpath.is_enabled()
     forward_backward(fn, arrays)  # forward, grad-W and grad-x (a deconvolution)
     assert [c.calls for c in fast] == [1, 1, 1]
     assert stock_im2col.calls == stock_col2im.calls == 0
 
-    with fastconv.stock():
-        assert not fastconv.is_enabled()
+    with fastpath.stock():
+        assert not fastpath.is_enabled()
         forward_backward(fn, arrays)
-    assert fastconv.is_enabled()
+    assert fastpath.is_enabled()
     assert [c.calls for c in fast] == [1, 1, 1]
     assert stock_im2col.calls == 2 and stock_col2im.calls == 1
 
-    fastconv.disable()
-    assert not fastconv.is_enabled()
+    fastpath.disable()
+    assert not fastpath.is_enabled()
     from chainer.functions.connection import convolution_2d, deconvolution_2d
     for cls in (convolution_2d.Convolution2DFunction, convolution_2d.Convolution2DGradW,
                 deconvolution_2d.Deconvolution2DFunction):
@@ -309,9 +310,9 @@ def test_unsupported_configurations_fall_back(monkeypatch, case):
 
     def fn(x, W):
         return F.convolution_2d(x, W, stride=1, pad=1, **kwargs)
-    with fastconv.stock():
+    with fastpath.stock():
         ref = forward_backward(fn, [x, W])
-    fastconv.enable()
+    fastpath.enable()
     got = forward_backward(fn, [x, W])
     assert sum(c.calls for c in fast) == 0
     for r, g in zip(ref, got):
@@ -319,12 +320,12 @@ def test_unsupported_configurations_fall_back(monkeypatch, case):
 
 
 def test_enable_from_env():
-    assert fastconv.enable_from_env({'TUTORIAL_FASTCONV': '0'}) is False
-    assert not fastconv.is_enabled()
-    assert fastconv.enable_from_env({'TUTORIAL_FASTCONV': 'off'}) is False
-    assert fastconv.enable_from_env({}) is True
-    assert fastconv.is_enabled()
-    assert fastconv.enable_from_env({'TUTORIAL_FASTCONV': '1'}) is True
+    assert fastpath.enable_from_env({'TUTORIAL_FASTCONV': '0'}) is False
+    assert not fastpath.is_enabled()
+    assert fastpath.enable_from_env({'TUTORIAL_FASTCONV': 'off'}) is False
+    assert fastpath.enable_from_env({}) is True
+    assert fastpath.is_enabled()
+    assert fastpath.enable_from_env({'TUTORIAL_FASTCONV': '1'}) is True
 
 
 def test_train_mode_off_and_no_backprop():
@@ -332,9 +333,9 @@ def test_train_mode_off_and_no_backprop():
     unet = UNET(in_ch=1, width=1 / 8)
     x = np.random.RandomState(5).standard_normal((1, 1, 48, 32)).astype(np.float32)
     with chainer.using_config('train', False), chainer.no_backprop_mode():
-        with fastconv.stock():
+        with fastpath.stock():
             ref = unet(x).array
-        with fastconv.fast():
+        with fastpath.fast():
             got = unet(x).array
     assert relerr(ref, got) < 1e-5
 
@@ -355,26 +356,26 @@ def test_deterministic():
 
 
 def test_threads_errors_and_blas_setting_restored():
-    blas = fastconv._get_blas()
+    blas = threads.get_blas()
     before = blas.get() if blas.get else None
 
     def work(i):
         if i == 5:
             raise ValueError('block 5')
         return i * i
-    assert fastconv._run(range(8), lambda i: i * i, 3) == [i * i for i in range(8)]
+    assert threads.run(range(8), lambda i: i * i, 3) == [i * i for i in range(8)]
     with pytest.raises(ValueError, match='block 5'):
-        fastconv._run(range(40), work, 3)
+        threads.run(range(40), work, 3)
     if before is not None:
         assert blas.get() == before
-    info = fastconv.blas_info()
+    info = threads.blas_info()
     assert info['fastconv_threads'] >= 1
 
 
 def test_empty_batch_falls_back(monkeypatch):
     fast = [Counter(monkeypatch, fastconv, name) for name in
             ('conv2d_forward', 'conv2d_grad_w', 'deconv2d_forward')]
-    fastconv.enable()
+    fastpath.enable()
     x = np.zeros((0, 3, 8, 8), np.float32)
     W = np.ones((4, 3, 3, 3), np.float32)
     assert F.convolution_2d(x, W, pad=1).shape == (0, 4, 8, 8)
@@ -387,9 +388,9 @@ def test_deconv_weight_gradient_without_input_gradient():
     rs = np.random.RandomState(8)
     x = rs.standard_normal((2, 3, 5, 5))
     W = chainer.Variable(rs.standard_normal((3, 4, 4, 4)))
-    fastconv.enable()
+    fastpath.enable()
     F.sum(F.deconvolution_2d(x, W, stride=2, pad=1)).backward()
-    with fastconv.stock():
+    with fastpath.stock():
         Wv = chainer.Variable(W.array.copy())
         y = F.deconvolution_2d(chainer.Variable(x), Wv, stride=2, pad=1)
         F.sum(y).backward()  # with x requiring grad, stock works: compare with it
@@ -402,7 +403,7 @@ def test_controls_numpys_own_blas():
     import glob
     import os
     import cv2  # noqa: F401  (loads its OpenBLAS into the process)
-    blas = fastconv._Blas()
+    blas = threads.Blas()
     site = os.path.dirname(os.path.dirname(np.__file__))
     bundled = glob.glob(os.path.join(site, 'numpy.libs', '*openblas*'))
     if bundled and blas.path is not None:
@@ -412,9 +413,9 @@ def test_controls_numpys_own_blas():
 def test_bench_quick_smoke(tmp_path, capsys):
     from tutorial_lib.infra import bench
     out = tmp_path / 'bench.json'
-    was = fastconv.is_enabled()
+    was = fastpath.is_enabled()
     result = bench.main(['--quick', '--out', str(out)])
-    assert fastconv.is_enabled() == was
+    assert fastpath.is_enabled() == was
     import json
     saved = json.loads(out.read_text())
     for key in ('train128_full_speedup', 'train128_classroom_speedup', 'infer512_speedup',
@@ -435,7 +436,7 @@ def test_import_enables_by_default(env, expected):
     environ.pop('TUTORIAL_FASTCONV', None)
     if env is not None:
         environ['TUTORIAL_FASTCONV'] = env
-    code = ('import tutorial_lib, sys; m = sys.modules.get("tutorial_lib.infra.fastconv"); '
+    code = ('import tutorial_lib, sys; m = sys.modules.get("tutorial_lib.infra.fastpath"); '
             'print(bool(m and m.is_enabled()))')
     out = subprocess.run([sys.executable, '-c', code], env=environ, capture_output=True,
                          text=True, check=True).stdout.strip()

@@ -7,8 +7,8 @@ REPO_ROOT = __import__('pathlib').Path(__file__).resolve().parent.parent
 
 from .infra import compat  # noqa: F401  (must run before anything imports chainer)
 from .infra import backend  # noqa: F401,E402  sets CHAINER_CUDNN etc. before chainer is imported
-from .infra import fastconv  # noqa: E402  faster CPU conv/deconv; TUTORIAL_FASTCONV=0 keeps stock Chainer
-fastconv.enable_from_env()
+from .infra import fastpath  # noqa: E402  faster CPU conv, BatchNorm, Adam; TUTORIAL_FASTCONV=0 keeps stock Chainer
+fastpath.enable_from_env()
 if 'tutorial_lib.infra.figcheck' in __import__('os').environ.get('MPLBACKEND', '') and \
         __import__('importlib.util').util.find_spec('matplotlib') is not None:
     # `make test`: from the next notebook cell on, every figure is checked before it is

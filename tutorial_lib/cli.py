@@ -11,8 +11,10 @@ bad command line, instead of a traceback. Bugs (anything else) still show their 
 import functools
 import sys
 
+from .infra import backend
+
 # errors that mean "the input is wrong", not "the code is wrong"
-EXPECTED = (ValueError, OSError)
+EXPECTED = (ValueError, OSError, backend.DeviceError)
 
 
 def message(exc):
@@ -26,18 +28,13 @@ def message(exc):
     return ' '.join(text.split())
 
 
-def _expected():
-    from .infra import backend
-    return EXPECTED + (backend.DeviceError,)
-
-
 def command(main):
     """Wrap a command line's ``main(argv)``: expected errors -> one stderr line, status 2."""
     @functools.wraps(main)
     def wrapped(*args, **kwargs):
         try:
             return main(*args, **kwargs)
-        except _expected() as exc:
+        except EXPECTED as exc:
             sys.stdout.flush()
             print('error: %s' % message(exc), file=sys.stderr)
             return 2

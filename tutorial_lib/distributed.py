@@ -163,7 +163,7 @@ def abort_on_error(comm):
         yield
     except (Exception, KeyboardInterrupt) as exc:
         from . import cli
-        if isinstance(exc, cli._expected()):
+        if isinstance(exc, cli.EXPECTED):
             print('error: rank %d: %s' % (comm.rank, cli.message(exc)), file=sys.stderr)
         else:
             traceback.print_exc()

@@ -70,8 +70,8 @@ def main(argv=None):
         print(metrics.format_table({entry['config']['name']: entry['test_metrics']}))
         return 0
     try:  # the faster CPU convolutions (TUTORIAL_FASTCONV=0 turns them off)
-        from .infra import fastconv
-        fastconv.enable_from_env()
+        from .infra import fastpath
+        fastpath.enable_from_env()
     except ImportError:
         pass
     if args.config not in configs.names():

@@ -1,46 +1,6 @@
-"""A fused CPU path for Chainer's Adam update (bit-identical to stock Chainer).
+"""A fused, blocked, threaded CPU path for Chainer's Adam update, bit for bit Chainer's.
 
-Why
----
-Chainer 7.8.1 updates every parameter on its own: ``AdamRule.update_core_cpu`` runs about
-thirteen numpy operations over the whole parameter (``grad - m``, ``* (1 - beta1)``,
-``m +=``, ``grad * grad``, ..., ``step * m``, ``param +=``), each a pass over memory with a
-fresh full-size temporary, in one thread. For the full-width U-Net (18.6 M parameters, about
-75 MB per array) that is some 35 passes over 75 MB per step -- 5-10% of a whole CPU train
-step once the convolutions are fast.
-
-What this module replaces
--------------------------
-One method, ``chainer.optimizers.Adam.update`` (inherited from ``GradientMethod``; so every
-Adam of the course -- :func:`tutorial_lib.training._adam`, the benchmark's, ChainerMN's
-multi-node wrapper, which calls the wrapped optimizer's ``update`` -- takes it). The
-replacement does what ``GradientMethod.update`` does (optional loss function, optimizer
-hooks, ``t``, loss scaling checks) and only changes the loop over the parameters:
-
-* a parameter whose update rule is a plain ``AdamRule`` (no AMSGrad, no AdaBound, no
-  overridden update methods, no post-update hooks, no loss scaling, no float16 master
-  copy) and whose data, gradient and ``m``/``v`` state are C-contiguous ``numpy.ndarray`` s
-  of float32 or float64 is *collected*: its rule's ``t`` is incremented, its state created
-  if needed and its pre-update hooks (e.g. ``WeightDecay``) run, exactly as
-  ``UpdateRule.update`` does;
-* every other parameter takes ``param.update()`` as before (CuPy/ChainerX/iDeep arrays,
-  float16, AMSGrad, ...).
-
-The collected parameters are then updated together: all of them are cut into blocks of
-about ``BLOCK_ELEMS`` elements, and the blocks run on ``fastconv``'s worker threads. Each
-block runs *the same sequence of numpy operations, with the same operands and scalars*
-as ``update_core_cpu``, but on cache-sized pieces with reused scratch buffers instead of
-full-size temporaries. Elementwise operations do not depend on how an array is cut, so
-the result is bit for bit Chainer's (``tests/test_fastadam.py`` checks parameters and
-``m``/``v`` with ``numpy.array_equal`` after several steps, in float32 and float64, with
-and without weight decay). The ``m``/``v`` arrays stay the per-parameter state Chainer
-serializes, so snapshots and checkpoints are unchanged.
-
-Use
----
-Switched with the rest of the fast CPU path: ``fastconv.enable()/disable()/stock()/fast()``
-(so ``import tutorial_lib`` enables it and ``TUTORIAL_FASTCONV=0`` keeps stock Chainer);
-``fastadam.enable()/disable()/is_enabled()`` switch this module alone.
+How and why: docs/fast-cpu-path.md; :mod:`tutorial_lib.infra.fastpath` switches it.
 """
 import threading
 
@@ -51,7 +11,7 @@ import chainer
 from chainer import optimizer as _optimizer
 from chainer.optimizers import adam as _adam
 
-from . import fastconv as _fc
+from .threads import run, scratch, thread_count
 
 __all__ = ['enable', 'disable', 'is_enabled', 'adam_blocks']
 
@@ -149,8 +109,8 @@ def adam_blocks(items, threads=None):
     def work(block):
         (p, g, m, v, c1, c2, alpha_t, eps, a, b), s0, s1 = block
         pb, gb, mb, vb = p[s0:s1], g[s0:s1], m[s0:s1], v[s0:s1]
-        t1 = _fc._scratch('adam1', s1 - s0, p.dtype)
-        t2 = _fc._scratch('adam2', s1 - s0, p.dtype)
+        t1 = scratch('adam1', s1 - s0, p.dtype)
+        t2 = scratch('adam2', s1 - s0, p.dtype)
         # m += (1 - beta1) * (grad - m)
         numpy.subtract(gb, mb, out=t1)
         numpy.multiply(c1, t1, out=t1)
@@ -174,8 +134,8 @@ def adam_blocks(items, threads=None):
             numpy.add(t2, t1, out=pb)
 
     if threads is None:
-        threads = _fc._threads() if total > PARALLEL_ELEMS else 1
-    _fc._run(blocks, work, threads)
+        threads = thread_count() if total > PARALLEL_ELEMS else 1
+    run(blocks, work, threads)
 
 
 def _update_params(self):

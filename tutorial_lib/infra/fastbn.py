@@ -1,68 +1,7 @@
-"""A fused, allocation-light CPU path for Chainer's batch normalization.
+"""A fused, allocation-light CPU path for Chainer's batch normalization (test-mode forward,
+train-mode forward and backward); equal to stock Chainer up to float rounding.
 
-Why
----
-Once :mod:`tutorial_lib.infra.fastconv` made the convolutions fast, batch normalization became
-a visible share of a 512 px inference (about a fifth of it): Chainer 7.8.1 computes the
-inference form ``y = gamma * (x - mean) / sqrt(var + eps) + beta`` on numpy as
-``x - mean``, ``*= inv_std``, ``* gamma``, ``+= beta`` and a final ``astype`` copy, i.e.
-three full-size arrays and five passes over memory for every layer. The training form
-does the same plus ``x.mean``/``x.var`` (``var`` makes its own full-size temporaries) and,
-in backward, about eight full-size temporaries.
-
-What this module replaces
--------------------------
-Three methods, each only for the case it handles (everything else calls the original):
-
-* ``chainer.functions.normalization.batch_normalization.FixedBatchNormalization.forward``
-  (test mode: ``train=False``, the running statistics are used);
-* ``...batch_normalization.GeneralBatchNormalizationImpl.forward`` and ``.backward``
-  (train mode: the generic numpy/CuPy implementation that ``BatchNormalization`` and
-  ``BatchNormalizationGrad`` call when neither cuDNN nor iDeep is used).
-
-The fast code runs when ``x`` (and ``gy``) are C-contiguous ``numpy.ndarray`` s, non-empty,
-of float32 or float64, every parameter/statistic array is a 1-D ``numpy.ndarray`` of the
-same dtype, the normalized axes are all but axis 1 (per-channel statistics of an
-``(N, C, ...)`` array -- the U-Net/DIS case; 2-D ``(N, C)`` arrays are included), the
-memory layout is the default one and iDeep is not in use. Anything else (float16,
-mixed dtypes, other axes, a 2-D gamma, CuPy/ChainerX arrays, ...) takes Chainer's code.
-
-The replacements compute and store exactly the values Chainer's backward and double
-backward read afterwards (``FixedBatchNormalization``: ``axis``, ``key_axis``,
-``expander``, ``inv_var``, ``inv_std``, retained inputs 0, 1, 3, 4;
-``GeneralBatchNormalizationImpl.forward``: ``mean``, ``var``, ``inv_std`` and the running
-statistics update), so the graphs and all gradients -- gamma, beta, mean and var of a
-fixed BN, double backward -- are Chainer's own.
-
-How it is faster
-----------------
-* Inference: ``scale = gamma * inv_std`` and ``shift = beta - mean * scale`` per channel,
-  then ``y = x * scale + shift`` with ``numpy.multiply(..., out=y)`` and ``y += shift``:
-  one output array, no temporaries.
-* Training forward: per-channel sums for the mean, then the sum of squared deviations
-  from that mean (two-pass, as accurate as ``numpy.var``) through a small reused scratch
-  buffer, then the same fused ``y = x * scale + shift``.
-* Training backward: ``gbeta = sum(gy)`` and ``ggamma = inv_std * sum(gy * (x - mean))``
-  in one pass, then ``gx = a * gy - k1 * (x - mean) - k0`` with per-channel ``a, k1, k0``
-  in a second pass writing straight into ``gx``.
-* All of it runs in blocks of about ``BLOCK_BYTES`` (samples x channel ranges, or pieces
-  of one channel plane when a plane is larger), so the second operation on a block finds
-  it in cache, on the same worker threads as ``fastconv`` (``fastconv._run``; numpy
-  releases the GIL in these loops). Partial sums are combined in a fixed order, so the
-  results do not depend on the threads.
-
-Because ``y = x * scale + shift`` rounds differently from Chainer's
-``((x - mean) * inv_std) * gamma + beta``, results agree with stock Chainer to float
-rounding, not bit for bit (``tests/test_fastbn.py`` checks this and the gradients).
-
-Use
----
-``fastconv.enable()``, ``fastconv.disable()``, ``fastconv.stock()`` and ``fastconv.fast()``
-switch this module together with the convolutions (so ``import tutorial_lib`` enables
-it, and ``TUTORIAL_FASTCONV=0`` keeps stock Chainer). ``fastbn.enable()`` /
-``fastbn.disable()`` / ``fastbn.is_enabled()`` switch this module alone. The numpy building
-blocks ``bn_inference``, ``bn_train_forward`` and ``bn_train_backward`` can be called
-directly.
+How and why: docs/fast-cpu-path.md; :mod:`tutorial_lib.infra.fastpath` switches it.
 """
 import threading
 
@@ -72,7 +11,7 @@ import numpy
 from chainer.backends import intel64
 from chainer.functions.normalization import batch_normalization as _bn
 
-from . import fastconv as _fc
+from .threads import run, scratch, split, thread_count
 
 __all__ = ['enable', 'disable', 'is_enabled', 'bn_inference', 'bn_train_forward',
            'bn_train_backward']
@@ -114,7 +53,7 @@ def _blocks(n, c, m, itemsize):
     if plane >= BLOCK_BYTES:
         pieces = -(-plane // BLOCK_BYTES)
         return [(i, i + 1, ch, ch + 1, m0, m1) for i in range(n) for ch in range(c)
-                for m0, m1 in _fc._split(m, pieces)]
+                for m0, m1 in split(m, pieces)]
     if c * plane >= BLOCK_BYTES:
         per = max(1, BLOCK_BYTES // plane)
         return [(i, i + 1, c0, min(c, c0 + per), 0, m)
@@ -125,8 +64,8 @@ def _blocks(n, c, m, itemsize):
 
 def _map(blocks, work, nbytes):
     """Run work(block) for every block (on fastconv's threads for large arrays)."""
-    threads = _fc._threads() if nbytes > PARALLEL_BYTES else 1
-    return _fc._run(blocks, work, threads)
+    threads = thread_count() if nbytes > PARALLEL_BYTES else 1
+    return run(blocks, work, threads)
 
 
 def _sum_partials(blocks, parts, c, dtype):
@@ -178,7 +117,7 @@ def bn_train_forward(x, gamma, beta, eps):
     def squares(b):
         n0, n1, c0, c1, m0, m1 = b
         xb = x3[n0:n1, c0:c1, m0:m1]
-        d = _fc._scratch('bn', xb.size, dtype).reshape(xb.shape)
+        d = scratch('bn', xb.size, dtype).reshape(xb.shape)
         numpy.subtract(xb, mean[c0:c1, None], out=d)
         return numpy.einsum('nij,nij->i', d, d)
     var = _sum_partials(blocks, _map(blocks, squares, x.nbytes), c, dtype)
@@ -202,7 +141,7 @@ def bn_train_backward(x, gamma, gy, mean, inv_std):
     def sums(b):
         n0, n1, c0, c1, m0, m1 = b
         xb, gb = x3[n0:n1, c0:c1, m0:m1], gy3[n0:n1, c0:c1, m0:m1]
-        d = _fc._scratch('bn', xb.size, dtype).reshape(xb.shape)
+        d = scratch('bn', xb.size, dtype).reshape(xb.shape)
         numpy.subtract(xb, mean[c0:c1, None], out=d)
         return gb.sum(axis=(0, 2)), numpy.einsum('nij,nij->i', gb, d)
     parts = _map(blocks, sums, x.nbytes)
@@ -221,7 +160,7 @@ def bn_train_backward(x, gamma, gy, mean, inv_std):
         n0, n1, c0, c1, m0, m1 = b
         sl = (slice(n0, n1), slice(c0, c1), slice(m0, m1))
         xb, gb, ob = x3[sl], gy3[sl], gx3[sl]
-        d = _fc._scratch('bn', xb.size, dtype).reshape(xb.shape)
+        d = scratch('bn', xb.size, dtype).reshape(xb.shape)
         numpy.subtract(xb, mean[c0:c1, None], out=d)
         d *= k1[c0:c1, None]
         d += k0[c0:c1, None]
@@ -321,7 +260,7 @@ _FAST = {
 
 
 # ----------------------------------------------------------------------------------
-# Switching (fastconv.enable/disable/stock/fast call these too)
+# Switching this module alone (fastpath switches the whole fast CPU path)
 # ----------------------------------------------------------------------------------
 
 def enable():
