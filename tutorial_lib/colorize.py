@@ -1,69 +1,29 @@
-"""Color any sketch, any size, with or without hints: the two-stage :class:`Colorizer`.
-
-    from tutorial_lib.colorize import Colorizer
-    col = Colorizer.from_checkpoints()                  # classroom_hints + classroom_stage2
-    rgb = col.colorize('sketch.png', hints=[Stroke([(40, 60)], '#8b4513', radius=3)])
-    print(col.last_ms)                                  # how long that took
-
-or from a terminal::
-
-    python -m tutorial_lib.colorize sketch.png --hints hints.png -o colored.png
-
-What happens to a picture (H x W, any aspect ratio):
-
-1. it becomes line art: uint8 gray / RGB / RGBA (transparent pixels on white paper) or
-   16-bit, or a file path read with :func:`data.read_image`; colors become gray by
-   luminance (``extract=True`` instead runs the blog's OpenCV line extraction on it);
-2. **stage 1** sees it with its long side at 128 px (aspect kept, area resampling), padded
-   at the bottom/right with white paper to multiples of 16; the hints are drawn at that
-   size (strokes given in the ORIGINAL picture's pixel coordinates; hint images of any size
-   are stretched over the picture without losing a dot, see :func:`hints.resize_hints`);
-   padding carries no hints;
-3. **stage 2** (when loaded and asked for) sees the line with its long side at 512 px and
-   the stage-1 colors upsampled (bicubic) to the same size, padded likewise;
-4. the padding is cropped away and the result resized to the original H x W.
-
-Pictures larger than :data:`MAX_SIDE` px on a side are refused (ValueError): they would be
-shrunk to 512 px anyway, and a mistaken 40,000 px scan should fail fast, not exhaust memory.
-"""
+"""Color any sketch, any size, with or without hints: the two-stage :class:`Colorizer` and the
+command ``python -m tutorial_lib.colorize sketch.png --hints hints.png -o colored.png`` (notebook 05)."""
 import argparse
 import os
 import sys
 import time
 
+import chainer
 import cv2
 import numpy as np
 
 from .infra import backend as backend_mod
 from . import cli
 from . import hints as hints_mod
-from .models import DOWNSAMPLING, encode_colors, pad_to_multiple
+from .images import OUTPUT_FORMATS, fit_long_side, pad_to_multiple, read_image, resize, to_rgb8
+from .images import write_png
+from .checkpoints import load_stage
+from .lines import extract_lines
+from .models import DOWNSAMPLING, decode_colors, encode_lines
+from .stage2 import stage2_input
 
 MAX_SIDE = 4096          # the largest accepted side of an input picture, in pixels
 STAGE1_SIDE = 128        # long side of the picture stage 1 sees
 STAGE2_SIDE = 512        # long side of the picture stage 2 sees
 DEFAULT_STAGE1 = 'classroom_hints'
 DEFAULT_STAGE2 = 'classroom_stage2'
-
-
-def _pad(a, multiple, value):
-    """Pad (C,H,W) or (H,W) at the bottom/right to multiples of ``multiple``."""
-    return pad_to_multiple(a, multiple, value, axes=(-2, -1))[0]
-
-
-def _resize(image, size):
-    h, w = size
-    if (h, w) == image.shape[:2]:
-        return image
-    interp = cv2.INTER_AREA if h * w < image.shape[0] * image.shape[1] else cv2.INTER_CUBIC
-    return cv2.resize(np.ascontiguousarray(image), (w, h), interpolation=interp)
-
-
-def fit_long_side(shape, side):
-    """(h, w) with the long side at ``side`` and the aspect ratio kept (each >= 1)."""
-    h, w = shape
-    s = side / max(h, w)
-    return max(1, int(round(h * s))), max(1, int(round(w * s)))
 
 
 def to_line_image(image, extract=False):
@@ -74,7 +34,6 @@ def to_line_image(image, extract=False):
     taking the gray levels: for a colored picture rather than a drawing.
     """
     if isinstance(image, (str, os.PathLike)):
-        from .data import read_image
         rgb = read_image(image, max_side=MAX_SIDE)   # refused from the header, not decoded
     else:
         a = np.asarray(image)
@@ -83,12 +42,10 @@ def to_line_image(image, extract=False):
                              'file path, got %s %s' % (a.dtype, a.shape))
         if a.size == 0:
             raise ValueError('the picture is empty (shape %s)' % (a.shape,))
-        from .data import to_rgb8
         rgb = to_rgb8(a, 'the picture', 'uint8 (0..255) or uint16 (0..65535) pixels, gray, RGB '
                       'or RGBA; for floats in [0, 1] pass (x * 255).round().astype(np.uint8)')
     check_size(rgb.shape[:2])
     if extract:
-        from .lines import extract_lines
         return extract_lines(rgb, kernel_size=3)
     return cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
 
@@ -141,22 +98,41 @@ class Colorizer:
     """Stage 1 (128 px, line + hints) and optionally stage 2 (512 px), for any picture.
 
     ``stage1``/``stage2``: U-Nets (``models.UNET``) or anything
-    :func:`stage2.resolve_checkpoint` accepts (a shipped checkpoint name, a run folder, a
+    :func:`checkpoints.resolve_checkpoint` accepts (a shipped checkpoint name, a run folder, a
     gen.npz path). Stage 1 may have ``in_ch=1`` (no hints possible) or 4. ``device``: None
     (``TUTORIAL_DEVICE`` or auto), 'cpu', 'gpu' or 'auto'.
 
     After every :meth:`colorize` call, ``last_timing`` holds the milliseconds of its parts
     (prepare, stage1, stage2, finish, total) and ``last_ms`` the total.
+
+    What happens to a picture (H x W, any aspect ratio):
+
+    1. it becomes line art: uint8 gray / RGB / RGBA (transparent pixels on white paper) or
+       16-bit, or a file path read with :func:`images.read_image`; colors become gray by
+       luminance (``extract=True`` instead runs the blog's OpenCV line extraction on it);
+    2. **stage 1** sees it with its long side at 128 px (aspect kept, area resampling), padded
+       at the bottom/right with white paper to multiples of 16; the hints are drawn at that
+       size (strokes given in the ORIGINAL picture's pixel coordinates; hint images of any size
+       are stretched over the picture without losing a dot, see :func:`hints.resize_hints`);
+       padding carries no hints;
+    3. **stage 2** (when loaded and asked for) sees the line with its long side at 512 px and
+       the stage-1 colors upsampled (bicubic) to the same size, padded likewise;
+    4. the padding is cropped away and the result resized to the original H x W.
+
+    Pictures larger than :data:`MAX_SIDE` px on a side are refused (ValueError): they would
+    be shrunk to 512 px anyway, and a mistaken 40,000 px scan should fail fast.
+
+        col = Colorizer.from_checkpoints()          # classroom_hints + classroom_stage2
+        rgb = col.colorize('sketch.png', hints=[Stroke([(40, 60)], '#8b4513', radius=3)])
     """
 
     def __init__(self, stage1, stage2=None, device=None, stage1_side=STAGE1_SIDE,
                  stage2_side=STAGE2_SIDE):
-        from . import stage2 as stage2_mod
         self.backend = backend_mod.resolve(device) if device else backend_mod.current()
         # a checkpoint must be of its stage's kind: a stage 2 as stage 1 colors nothing
         # (all black), a stage 1 as stage 2 ignores the colors it refines (see check_stage)
-        self.stage1 = stage2_mod.load_stage(stage1, 1, self.backend)
-        self.stage2 = None if stage2 is None else stage2_mod.load_stage(stage2, 2, self.backend)
+        self.stage1 = load_stage(stage1, 1, self.backend)
+        self.stage2 = None if stage2 is None else load_stage(stage2, 2, self.backend)
         for m in (self.stage1, self.stage2):
             if m is not None:
                 m.to_device(self.backend.chainer_device)
@@ -193,20 +169,19 @@ class Colorizer:
         """The stage-1 network input for line art (H,W): float32 (1,C,h',w') padded to
         multiples of 16, and the unpadded (h, w). What :meth:`colorize` feeds stage 1."""
         size = fit_long_side(line.shape, self.stage1_side)
-        small = _resize(line, size)
-        x = _pad(small.astype(np.float32) / 127.5 - 1.0, DOWNSAMPLING, 1.0)[None, None]
+        small = resize(line, size)
+        x = pad_to_multiple(encode_lines(small), DOWNSAMPLING, 1.0, axes=(-2, -1))[0]
         rgb, mask = hint_image(hints, line.shape, size)
         if self.stage1.in_ch == 1:
             if mask.any():
                 raise ValueError('this stage-1 U-Net takes no hints (in_ch=1): load a hint '
                                  'U-Net such as classroom_hints, or pass hints=None')
             return x, size
-        channels = _pad(hints_mod.encode(rgb, mask), DOWNSAMPLING, hints_mod.EMPTY)
+        channels = pad_to_multiple(hints_mod.encode(rgb, mask), DOWNSAMPLING, hints_mod.EMPTY,
+                                   axes=(-2, -1))[0]
         return np.concatenate([x, channels[None]], axis=1), size
 
     def _run(self, model, x, size):
-        import chainer
-        from .models import decode_colors
         with chainer.using_config('train', False), chainer.no_backprop_mode():
             y = model(self.backend.xp.asarray(x))
         return decode_colors(y)[0, :size[0], :size[1]]
@@ -227,35 +202,18 @@ class Colorizer:
         t2 = time.perf_counter()
         if stage2 and self.stage2 is not None:
             size2 = fit_long_side((H, W), self.stage2_side)
-            big = _resize(line, size2)
-            up = cv2.resize(low, (size2[1], size2[0]), interpolation=cv2.INTER_CUBIC)
-            xl = _pad(big.astype(np.float32) / 127.5 - 1.0, DOWNSAMPLING, 1.0)[None]
-            xc = _pad(encode_colors(up)[0], DOWNSAMPLING, 1.0)
-            out = self._run(self.stage2, np.concatenate([xl, xc])[None], size2)
+            big = resize(line, size2)
+            x2 = pad_to_multiple(stage2_input(big, low), DOWNSAMPLING, 1.0, axes=(-2, -1))[0]
+            out = self._run(self.stage2, x2[None], size2)
         else:
             out = low
         t3 = time.perf_counter()
-        out = _resize(out, (H, W))
+        out = resize(out, (H, W))
         t4 = time.perf_counter()
         self.last_timing = dict(prepare=(t1 - t0) * 1e3, stage1=(t2 - t1) * 1e3,
                                 stage2=(t3 - t2) * 1e3, finish=(t4 - t3) * 1e3,
                                 total=(t4 - t0) * 1e3)
         return np.ascontiguousarray(out)
-
-
-OUTPUT_FORMATS = {'.png': [], '.jpg': [cv2.IMWRITE_JPEG_QUALITY, 95],
-                  '.jpeg': [cv2.IMWRITE_JPEG_QUALITY, 95], '.webp': [cv2.IMWRITE_WEBP_QUALITY, 95]}
-
-
-def write_png(path, rgb):
-    """Write an RGB uint8 picture atomically, in the format its extension names (PNG,
-    JPEG or WebP; the name is historical: ``x.jpg`` gets JPEG bytes, not PNG)."""
-    from . import atomic
-    ext = check_output_path(path)
-    ok, data = cv2.imencode(ext, np.ascontiguousarray(rgb[..., ::-1]), OUTPUT_FORMATS[ext])
-    if not ok:
-        raise ValueError('could not encode the picture as %s' % ext)
-    atomic.write_bytes(path, data.tobytes())
 
 
 def check_output_path(out, inputs=()):
