@@ -1,23 +1,5 @@
-"""Bucket fill from hints: the non-learned baseline every hint model must beat (notebook 04).
-
-A paint program's bucket fill already "obeys" a hint: click inside a closed outline and the
-whole region takes the color. This module does that for line art and hint dots:
-
-1. **regions**: ink = line pixels darker than ``ink_threshold``; ink is widened by ``close``
-   px so that small gaps in an outline close (a stroke that stops 2 px short of the next
-   one still separates two regions); the rest splits into 4-connected regions;
-2. **fill**: every region that holds hint pixels takes the per-channel median of those
-   hints (robust to a dot that strays over a line); regions without hints stay unfilled;
-3. **grow back**: the ``close`` margin the widening took from each region (the pixels
-   between a region and its line) takes the color of the nearest filled pixel within
-   ``grow`` px, so the color reaches up to the ink as a painter's would.
-
-:func:`bucket_fill` returns the fill and where it applies; :func:`paint` puts it on paper
-(or over another picture, e.g. a network's output: the "hybrid") with the lines on top.
-The hint U-Net of :mod:`tutorial_lib.hint_unet` reads the same fill as extra input.
-Where it fails: outlines with gaps wider than the closing, shading inside a region (a fill is
-flat), and every region nobody hinted.
-"""
+"""Bucket fill from hints: the non-learned baseline every hint model must beat, and the fill
+that :mod:`hint_unet` reads as extra input (notebook 04)."""
 import cv2
 import numpy as np
 
@@ -58,8 +40,20 @@ def regions(line, ink_threshold=INK_THRESHOLD, close=CLOSE):
 
 def bucket_fill(line, hint_rgb, mask, ink_threshold=INK_THRESHOLD, close=CLOSE, grow=GROW):
     """Fill every hinted region with the median of its hints -> (fill uint8 (H,W,3),
-    filled bool (H,W)). Ink pixels are never filled; hint pixels on the barrier do not
-    count (their color may be half line)."""
+    filled bool (H,W)), as a paint program's bucket does after a click inside an outline.
+
+    1. **regions** (:func:`regions`): ink = line pixels darker than ``ink_threshold``,
+       widened by ``close`` px so that small gaps in an outline close; the rest splits into
+       4-connected regions;
+    2. **fill**: every region holding hint pixels takes their per-channel median (robust
+       to a dot that strays over a line); ink is never filled, and hint pixels on the
+       widened ink do not count (their color may be half line);
+    3. **grow back**: the margin the widening took from each region takes the color of
+       the nearest filled pixel within ``grow`` px, so the color reaches up to the ink.
+
+    Where it fails: outlines with gaps wider than the closing, shading inside a region (a
+    fill is flat), and every region nobody hinted.
+    """
     line, hint_rgb, mask = _check(line, hint_rgb, mask)
     labels, ink = regions(line, ink_threshold, close)
     fill = np.zeros(line.shape + (3,), np.uint8)

@@ -1,20 +1,5 @@
-"""What notebook 03 measures to tell "color appears" from "the lines dissolve".
-
-The pixel metrics (PSNR, SSIM) punish any color that is not the true one, and
-Hasler-Suesstrunk colorfulness also counts colored speckle on the white paper. For the GAN
-lesson three numbers say what the eye sees, each on TEST pictures (uint8 RGB, see
-metrics.py):
-
-* :func:`hue_distance` -- how far the pooled hue histogram of the outputs is from the
-  truth's: total variation, 0 = the same mix of hues, 1 = no hue in common;
-* :func:`fill_chroma` -- how colorful the outputs are *inside the drawing* (pixels that
-  are neither paper nor ink in the truth): mean chroma max(R,G,B) - min(R,G,B), and the
-  fraction of the *paper* that got color (``paper_speckle``), kept apart;
-* lines kept -- :func:`metrics.line_preservation`: of the ink pixels of the line art, the
-  fraction still dark.
-
-``measure(gen, pairs)`` returns them all, with the truth's own values for reference.
-"""
+"""What notebook 03 measures to tell "color appears" from "the lines dissolve": hue distance,
+color inside the drawing, color on the paper, lines kept."""
 import numpy as np
 
 from . import metrics
@@ -51,7 +36,15 @@ def fill_chroma(images, truth, lines):
 def measure(gen, pairs, outputs=None):
     """The lesson's numbers for one U-Net on TEST pairs; ``outputs``: its pictures, if
     already computed. Keys: hue_distance, fill_chroma, paper_speckle, lines_kept and
-    fill_chroma_truth, lines_kept_truth."""
+    fill_chroma_truth, lines_kept_truth.
+
+    PSNR and SSIM punish any color that is not the true one, and colorfulness also counts
+    colored speckle on the paper. These say what the eye sees: :func:`hue_distance` (total
+    variation between the pooled hue histograms, 0 = the same mix of hues, 1 = none in
+    common); :func:`fill_chroma` (mean chroma max - min of RGB where the truth is neither
+    paper nor ink, and apart from it the share of the paper that got color); lines kept
+    (:func:`metrics.line_preservation`: the share of ink pixels still dark).
+    """
     check_test_pairs(pairs)
     lines, truth = np.asarray(pairs.lines), np.asarray(pairs.colors)
     if outputs is None:

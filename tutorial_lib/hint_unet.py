@@ -1,24 +1,4 @@
-"""Beyond the blog: a hint U-Net that reads a bucket fill of its hints (notebook 04).
-
-The blog's hint model (``models.UNET(in_ch=4)``) gets hints as three extra input channels and
-has to learn, from sparse dots, that a dot's color belongs to the whole region around it.
-At a classroom CPU budget it barely learns that. :class:`HintFillUNET` takes the same
-4-channel input -- ``[line, hint R, G, B]`` with ``hints.EMPTY`` where there is no hint,
-so every caller (Colorizer, canvas, hints curve) feeds it like the blog's model -- and
-before the U-Net runs it derives, per picture:
-
-* the hint colors with empty pixels set to 0 and a separate **hint mask** channel (0/1),
-  instead of a sentinel value that ties "a hint is here" to its color;
-* the **bucket fill** of the hints (:func:`fill.bucket_fill`: each closed region holding
-  hints takes their median color) and its mask.
-
-That is 1 + 3 + 1 + 3 + 1 = 9 channels for the inner U-Net (the blog's layers, unchanged
-apart from c0's input and dc0's output). The U-Net outputs colors and a fourth channel, a
-**gate**: where the fill applies, the result is ``gate * fill + (1 - gate) * colors``, with
-``gate = sigmoid(.)``; elsewhere it is the U-Net's colors. The gate starts near 1 (its
-bias is ``GATE_BIAS``), so training starts from "trust the fill" and learns where not to
-(shading, regions that leak through a gap, a dot on the wrong side of a line).
-"""
+"""Beyond the blog: a hint U-Net that reads a bucket fill of its hints (notebook 04)."""
 import chainer
 import chainer.functions as F
 import numpy as np
@@ -34,7 +14,27 @@ GATE_BIAS = 3.0         # sigmoid(3) = 0.95: start by trusting the fill
 
 
 class HintFillUNET(chainer.Chain):
-    """Hint U-Net with a hint mask, a bucket-fill input and a gate (see the module)."""
+    """Hint U-Net with a hint mask, a bucket-fill input and a gate.
+
+    The blog's hint model (``models.UNET(in_ch=4)``) gets hints as three extra input channels and
+    has to learn, from sparse dots, that a dot's color belongs to the whole region around it.
+    At a classroom CPU budget it barely learns that. :class:`HintFillUNET` takes the same
+    4-channel input -- ``[line, hint R, G, B]`` with ``hints.EMPTY`` where there is no hint,
+    so every caller (Colorizer, canvas, hints curve) feeds it like the blog's model -- and
+    before the U-Net runs it derives, per picture:
+
+    * the hint colors with empty pixels set to 0 and a separate **hint mask** channel (0/1),
+      instead of a sentinel value that ties "a hint is here" to its color;
+    * the **bucket fill** of the hints (:func:`fill.bucket_fill`: each closed region holding
+      hints takes their median color) and its mask.
+
+    That is 1 + 3 + 1 + 3 + 1 = 9 channels for the inner U-Net (the blog's layers, unchanged
+    apart from c0's input and dc0's output). The U-Net outputs colors and a fourth channel, a
+    **gate**: where the fill applies, the result is ``gate * fill + (1 - gate) * colors``, with
+    ``gate = sigmoid(.)``; elsewhere it is the U-Net's colors. The gate starts near 1 (its
+    bias is ``GATE_BIAS``), so training starts from "trust the fill" and learns where not to
+    (shading, regions that leak through a gap, a dot on the wrong side of a line).
+    """
     save_meta = {'kind': 'hint_fill'}
 
     def __init__(self, in_ch=4, width=1.0, gate_bias=GATE_BIAS):

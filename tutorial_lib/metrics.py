@@ -1,36 +1,5 @@
-"""Numbers for what the eye sees: how close, how colorful, how well the lines survive.
-
-All functions take uint8 RGB pictures (H,W,3) or batches (N,H,W,3) as the pipeline
-produces them (``models.colorize``), and compare an output with the ground truth.
-
-* :func:`psnr` -- peak signal-to-noise ratio on RGB, 0..255: ``10 log10(255^2 / MSE)``,
-  in dB. Identical pictures give ``inf``; :func:`evaluate` caps each picture at
-  ``PSNR_CAP`` dB before averaging so one perfect picture cannot make the mean infinite.
-* :func:`ssim` -- structural similarity (Wang, Bovik, Sheikh & Simoncelli 2004) on the
-  luminance Y = 0.299 R + 0.587 G + 0.114 B, with an 11x11 Gaussian window of sigma 1.5,
-  K1 = 0.01, K2 = 0.03, L = 255, averaged over the picture (borders included: the window
-  is reflected at the edges). 1 = identical structure. Luminance only: SSIM says whether
-  shapes and shading are right, colorfulness says whether there is color.
-* :func:`colorfulness` -- Hasler & Suesstrunk (2003): with rg = R - G and
-  yb = (R + G)/2 - B, ``C = sqrt(std(rg)^2 + std(yb)^2) + 0.3 sqrt(mean(rg)^2 + mean(yb)^2)``.
-  A gray picture scores 0. The *colorfulness ratio* = mean C of the outputs / mean C of
-  the ground truth: 1 = as colorful as the real pictures, 0.3 = "sepia".
-* :func:`line_preservation` -- of the pixels that are ink in the input line art
-  (line value < ``INK``=128), the fraction that are still dark (luminance < ``DARK``=100)
-  in the picture. The ground truth's own score (OpenMoji draws its lines in black, so
-  close to 1) is the ceiling; an Ad-boss that paints over the lines pulls it down.
-* :func:`hue_stats` -- which colors a set of pictures uses. Pixels with chroma
-  (max(R,G,B) - min(R,G,B)) >= ``MIN_CHROMA``=40 count as *colored*; over all colored
-  pixels of all pictures together: the hue histogram (36 bins of 10 degrees, OpenCV HSV),
-  its entropy in bits (**hue variety**: 0 = one hue for everything, log2(36) = 5.17 = all
-  hues equally), the **skin share** (fraction of colored pixels with a hue in
-  ``SKIN_HUES`` = [10, 50) degrees: the skin tones, browns and oranges) and the mean HSV
-  saturation of colored pixels (0..255). "Sepia, only the skin" means: skin share far
-  above the truth's, hue variety and saturation below it. (Hasler-Suesstrunk colorfulness
-  rewards a consistent tint through its mean term, so a sepia picture can still score a
-  fair colorfulness; the hue statistics catch what it misses.)
-* :func:`evaluate` -- runs a model on TEST pairs and averages all of the above.
-"""
+"""Numbers for what the eye sees: how close, how colorful, how well the lines survive
+(PSNR, SSIM, colorfulness, line preservation, hue statistics). Notebook 02 introduces them."""
 import math
 import warnings
 
@@ -39,6 +8,36 @@ import numpy as np
 
 from .infra.backend import to_cpu
 from .hints import INK_THRESHOLD
+
+# All functions take uint8 RGB pictures (H,W,3) or batches (N,H,W,3) as the pipeline
+# produces them (``models.colorize``), and compare an output with the ground truth.
+#
+# * :func:`psnr` -- peak signal-to-noise ratio on RGB, 0..255: ``10 log10(255^2 / MSE)``,
+#   in dB. Identical pictures give ``inf``; :func:`scores` caps each picture at
+#   ``PSNR_CAP`` dB before averaging so one perfect picture cannot make the mean infinite.
+# * :func:`ssim` -- structural similarity (Wang, Bovik, Sheikh & Simoncelli 2004) on the
+#   luminance Y = 0.299 R + 0.587 G + 0.114 B, with an 11x11 Gaussian window of sigma 1.5,
+#   K1 = 0.01, K2 = 0.03, L = 255, averaged over the picture (borders included: the window
+#   is reflected at the edges). 1 = identical structure. Luminance only: SSIM says whether
+#   shapes and shading are right, colorfulness says whether there is color.
+# * :func:`colorfulness` -- Hasler & Suesstrunk (2003): with rg = R - G and
+#   yb = (R + G)/2 - B, ``C = sqrt(std(rg)^2 + std(yb)^2) + 0.3 sqrt(mean(rg)^2 + mean(yb)^2)``.
+#   A gray picture scores 0. The *colorfulness ratio* = mean C of the outputs / mean C of
+#   the ground truth: 1 = as colorful as the real pictures, 0.3 = "sepia".
+# * :func:`line_preservation` -- of the pixels that are ink in the input line art (line
+#   value < ``hints.INK_THRESHOLD``), the fraction that are still dark (luminance < ``DARK``)
+#   in the picture. The ground truth's own score (OpenMoji draws its lines in black, so
+#   close to 1) is the ceiling; an Ad-boss that paints over the lines pulls it down.
+# * :func:`hue_stats` -- which colors a set of pictures uses. Pixels with chroma
+#   (max(R,G,B) - min(R,G,B)) >= ``MIN_CHROMA``=40 count as *colored*; over all colored
+#   pixels of all pictures together: the hue histogram (36 bins of 10 degrees, OpenCV HSV),
+#   its entropy in bits (**hue variety**: 0 = one hue for everything, log2(36) = 5.17 = all
+#   hues equally), the **skin share** (fraction of colored pixels with a hue in
+#   ``SKIN_HUES`` = [10, 50) degrees: the skin tones, browns and oranges) and the mean HSV
+#   saturation of colored pixels (0..255). "Sepia, only the skin" means: skin share far
+#   above the truth's, hue variety and saturation below it. (Hasler-Suesstrunk colorfulness
+#   rewards a consistent tint through its mean term, so a sepia picture can still score a
+#   fair colorfulness; the hue statistics catch what it misses.)
 
 PSNR_CAP = 100.0   # dB; what an identical picture counts as in averages
 MIN_CHROMA = 40    # max(R,G,B) - min(R,G,B) at least this: a colored pixel

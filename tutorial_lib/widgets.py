@@ -1,19 +1,5 @@
-"""A hint canvas for JupyterLab: paint color hints on line art and watch it recolor.
-
-    from tutorial_lib.widgets import HintCanvas
-    canvas = HintCanvas('data/samples/sketches/1F4F2_256x192.png')
-    canvas                                   # paint on the left, the result appears right
-
-Built on ipycanvas (pure Python, no JavaScript of our own, works offline). The learner
-picks a color (picker, palette, or a click on the result: an eyedropper), a brush size,
-and a tool (stroke, dot, eraser); undo, redo, clear; a stage-2 toggle; the status line
-says which device computes and how long the last recolor took. Hints are kept as
-:class:`hints.Stroke` objects in the line image's own pixel coordinates, and can be saved
-to / loaded from the RGBA PNG the command line takes (``--hints``).
-
-Without a browser (nbmake, ``make tutorial``, tests) nobody moves a mouse:
-:meth:`HintCanvas.apply_strokes` paints a preset list of strokes and recolors at once.
-"""
+"""A hint canvas for JupyterLab: paint color hints on line art and watch it recolor
+(notebook 06): ``HintCanvas('sketch.png')``."""
 import hashlib
 import os
 import tempfile
@@ -142,6 +128,16 @@ def _rgba(rgb):
 
 class HintCanvas:
     """Line art on the left, the colorized result on the right, tools above.
+
+    Built on ipycanvas (pure Python, no JavaScript of our own, works offline). The learner
+    picks a color (picker, palette, or a click on the result: an eyedropper), a brush size,
+    and a tool (stroke, dot, eraser); undo, redo, clear; a stage-2 toggle; the status line
+    says which device computes and how long the last recolor took. Hints are kept as
+    :class:`hints.Stroke` objects in the line image's own pixel coordinates, and can be saved
+    to / loaded from the RGBA PNG the command line takes (``--hints``).
+
+    Without a browser (nbmake, ``make tutorial``, tests) nobody moves a mouse:
+    :meth:`HintCanvas.apply_strokes` paints a preset list of strokes and recolors at once.
 
     ``image``: path or array (see :func:`colorize.to_line_image`). ``colorizer``: a
     :class:`Colorizer`, or None to load ``stage1`` / ``stage2`` (checkpoint names or paths).
