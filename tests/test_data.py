@@ -17,7 +17,8 @@ import cv2
 import numpy as np
 import pytest
 
-from tutorial_lib import data, openmoji
+from tutorial_lib import cache, data, images, openmoji
+from tutorial_lib.pairs import LazyImages, Pairs
 
 REPO = tutorial_lib.REPO_ROOT
 # a small, varied set: two skin-tone families (test and train), a face, an animal,
@@ -98,7 +99,7 @@ def test_only_line_layers_keeps_just_the_line_groups():
 @pytest.fixture(scope='module')
 def small_cache(tmp_path_factory):
     out = tmp_path_factory.mktemp('cache')
-    summary = openmoji.build(out, sizes=[128], names=SMALL, workers=1)
+    summary = cache.build_openmoji(out, sizes=[128], names=SMALL, workers=1)
     return out, summary
 
 
@@ -135,7 +136,7 @@ def test_rerun_does_no_work(small_cache):
     out, _ = small_cache
     packed = sorted((out / 'packed').rglob('*.npy'))
     mtimes = [p.stat().st_mtime_ns for p in packed]
-    summary = openmoji.build(out, sizes=[128], names=SMALL, workers=1)
+    summary = cache.build_openmoji(out, sizes=[128], names=SMALL, workers=1)
     assert summary['rendered'] == 0 and summary['cached'] == len(SMALL)
     assert [p.stat().st_mtime_ns for p in packed] == mtimes
 
@@ -157,23 +158,23 @@ def test_load_split_limit_seed_lazy(small_cache):
         lazy = data.load_split('train', 128, data_dir=out, lazy=True)
     finally:
         (out / 'train.json.off').rename(out / 'packed' / '128' / 'train.json')
-    assert isinstance(lazy.lines, data.LazyImages) and lazy.colors.shape == full.colors.shape
+    assert isinstance(lazy.lines, LazyImages) and lazy.colors.shape == full.colors.shape
     np.testing.assert_array_equal(eager.lines, full.lines)
     np.testing.assert_array_equal(lazy.colors[[2, 0]], full.colors[[2, 0]])
     np.testing.assert_array_equal(lazy.lines[1], full.lines[1])
     sub = lazy.subset([1, 2])
-    assert isinstance(sub.lines, data.LazyImages) and sub.names == full.names[1:3]
+    assert isinstance(sub.lines, LazyImages) and sub.names == full.names[1:3]
     np.testing.assert_array_equal(np.asarray(sub.colors), full.colors[1:3])
 
 
 def test_pairs_subset_and_checks():
-    p = data.Pairs(['a', 'b', 'c'], np.zeros((3, 16, 16), np.uint8), np.zeros((3, 16, 16, 3), np.uint8))
+    p = Pairs(['a', 'b', 'c'], np.zeros((3, 16, 16), np.uint8), np.zeros((3, 16, 16, 3), np.uint8))
     assert len(p.subset([2, 0])) == 2 and p.subset([2, 0]).names == ['c', 'a']
     assert p.subset(np.array([True, False, True])).names == ['a', 'c']
     assert p.subset(slice(1, None)).names == ['b', 'c']
     assert 'Pairs(3 pairs' in repr(p)
     with pytest.raises(ValueError):
-        data.Pairs(['a'], np.zeros((2, 16, 16), np.uint8), np.zeros((2, 16, 16, 3), np.uint8))
+        Pairs(['a'], np.zeros((2, 16, 16), np.uint8), np.zeros((2, 16, 16, 3), np.uint8))
 
 
 def test_load_split_errors(tmp_path, small_cache):
@@ -197,7 +198,7 @@ def _all_pngs_decode(out):
 
 def test_resume_after_interruption(tmp_path):
     out = tmp_path / 'cache'
-    openmoji.build(out, sizes=[128], names=SMALL[:6], workers=1)
+    cache.build_openmoji(out, sizes=[128], names=SMALL[:6], workers=1)
     # as a killed build leaves it: a stray half temp file, a missing pair, no COMPLETE
     folder = out / 'png' / '128'
     (folder / ('%s_line.png' % SMALL[0])).unlink()
@@ -205,7 +206,7 @@ def test_resume_after_interruption(tmp_path):
     stray.write_bytes(b'\x89PNG\r\n\x1a\n half')
     (out / 'COMPLETE').unlink()
     assert not data.is_built(out)
-    summary = openmoji.build(out, sizes=[128], names=SMALL[:6], workers=1)
+    summary = cache.build_openmoji(out, sizes=[128], names=SMALL[:6], workers=1)
     assert summary['rendered'] == 1 and summary['cached'] == 5
     assert not stray.exists() and not list(out.rglob('*.tmp'))
     assert data.is_built(out) and _all_pngs_decode(out) == 12
@@ -227,7 +228,7 @@ def test_killed_build_leaves_no_truncated_file(tmp_path):
     if killed:
         assert not data.is_built(out)
     _all_pngs_decode(out)
-    summary = openmoji.build(out, sizes=[256], limit=30, workers=1, pack_sizes=())
+    summary = cache.build_openmoji(out, sizes=[256], limit=30, workers=1, pack_sizes=())
     assert summary['rendered'] + summary['cached'] == 30 and data.is_built(out)
     assert summary['rendered'] > 0 or not killed
     assert _all_pngs_decode(out) == 60 and not list(out.rglob('*.tmp'))
@@ -246,34 +247,34 @@ def test_read_image_formats(tmp_path):
     bgra[..., 0] = 255                      # blue in OpenCV's BGR order
     bgra[:, :5, 3] = 255                    # left half opaque
     bgra[:, 5:, 3] = 0                      # right half transparent -> white
-    rgb = data.read_image(_write(tmp_path / 'rgba.png', bgra))
+    rgb = images.read_image(_write(tmp_path / 'rgba.png', bgra))
     assert rgb.shape == (8, 10, 3) and rgb.dtype == np.uint8
     assert (rgb[:, :5] == [0, 0, 255]).all() and (rgb[:, 5:] == 255).all()
     half = bgra.copy()
     half[..., 3] = 128
-    assert abs(int(data.read_image(_write(tmp_path / 'half.png', half))[0, 0, 0]) - 127) <= 1
+    assert abs(int(images.read_image(_write(tmp_path / 'half.png', half))[0, 0, 0]) - 127) <= 1
 
     gray = np.tile(np.arange(0, 250, 25, dtype=np.uint8), (6, 1))
-    g = data.read_image(_write(tmp_path / 'gray.png', gray))
+    g = images.read_image(_write(tmp_path / 'gray.png', gray))
     assert g.shape == (6, 10, 3) and (g[..., 0] == gray).all() and (g[..., 2] == gray).all()
 
     deep = np.zeros((4, 4, 3), np.uint16)
     deep[..., 2] = 65535                    # red at full 16-bit
     deep[..., 1] = 257 * 128
-    d = data.read_image(_write(tmp_path / 'deep.png', deep))
+    d = images.read_image(_write(tmp_path / 'deep.png', deep))
     assert d.dtype == np.uint8 and (d[..., 0] == 255).all() and (d[..., 1] == 128).all() and (d[..., 2] == 0).all()
 
     red = np.zeros((16, 16, 3), np.uint8)
     red[..., 2] = 220
     for ext in ('webp', 'jpg'):
-        im = data.read_image(_write(tmp_path / ('red.' + ext), red))
+        im = images.read_image(_write(tmp_path / ('red.' + ext), red))
         assert im.shape == (16, 16, 3) and im[..., 0].mean() > 200 and im[..., 2].mean() < 30
 
     for name, content in (('broken.png', b'\x89PNG\r\n\x1a\nnot really'), ('empty.jpg', b''),
                           ('notes.webp', b'hello')):
         (tmp_path / name).write_bytes(content)
         with pytest.raises(ValueError, match=name.replace('.', r'\.') + '.*PNG, JPEG or WebP'):
-            data.read_image(tmp_path / name)
+            images.read_image(tmp_path / name)
 
 
 def test_pairs_from_folder_skips_bad_files(tmp_path):
@@ -317,7 +318,7 @@ def test_folder_cache(tmp_path):
     train = data.load_split('train', 32, data_dir=tmp_path / 'out')
     assert train.lines.shape[1:] == (32, 32) and train.names[0].startswith('p')
     # other line options are part of the cache's fingerprint: changing one redoes the pairs
-    summary = data.build_folder(src, tmp_path / 'out', size=32, workers=1, threshold=40)
+    summary = cache.build_folder(src, tmp_path / 'out', size=32, workers=1, threshold=40)
     assert summary['rendered'] == 12
     binary = data.load_split('train', 32, data_dir=tmp_path / 'out')
     assert set(np.unique(binary.lines)) <= {0, 255}
@@ -370,12 +371,12 @@ def test_full_build():
     big = data.load_split('test', 512, limit=2)
     assert big.lines.shape == (2, 512, 512)
     lazy = data.load_split('train', 512)
-    assert isinstance(lazy.lines, data.LazyImages) and lazy.lines[0].shape == (512, 512)
+    assert isinstance(lazy.lines, LazyImages) and lazy.lines[0].shape == (512, 512)
 
 
 def test_changed_inputs_rebuild_from_scratch(tmp_path, monkeypatch):
     out = tmp_path / 'cache'
-    openmoji.build(out, sizes=[128], names=SMALL[:2], workers=1)
-    assert openmoji.build(out, sizes=[128], names=SMALL[:2], workers=1)['rendered'] == 0
+    cache.build_openmoji(out, sizes=[128], names=SMALL[:2], workers=1)
+    assert cache.build_openmoji(out, sizes=[128], names=SMALL[:2], workers=1)['rendered'] == 0
     monkeypatch.setattr(openmoji, 'RENDER_VERSION', openmoji.RENDER_VERSION + 1)
-    assert openmoji.build(out, sizes=[128], names=SMALL[:2], workers=1)['rendered'] == 2
+    assert cache.build_openmoji(out, sizes=[128], names=SMALL[:2], workers=1)['rendered'] == 2

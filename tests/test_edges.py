@@ -21,8 +21,8 @@ import pytest
 
 import tutorial_lib  # noqa: F401
 from tutorial_lib.pairs import SimplePairs
-from tutorial_lib import (atomic, backend, colorize, configs, data, hints, imageheader,
-                          models, stage2, training, REPO_ROOT)
+from tutorial_lib import (atomic, backend, cache, colorize, configs, data, hints, images,
+                          imageheader, models, stage2, training, REPO_ROOT)
 from tutorial_lib.colorize import Colorizer
 from tutorial_lib.widgets import canvas_to_image, image_to_canvas
 from tiny_models import tiny
@@ -118,7 +118,7 @@ SIZE_SCRIPT = r'''
 import json, os, resource, sys, time
 sys.path.insert(0, 'tests')
 import tutorial_lib
-from tutorial_lib import colorize, data, hints
+from tutorial_lib import cache, colorize, data, hints, images
 from tutorial_lib.widgets import HintCanvas
 from tiny_models import tiny_colorizer
 folder = sys.argv[1]
@@ -141,7 +141,7 @@ for name in sorted(os.listdir(folder)):
     if os.path.isdir(path):
         continue
     out[name] = dict(
-        read_image=run(lambda: data.read_image(path)),
+        read_image=run(lambda: images.read_image(path)),
         colorizer=run(lambda: col.colorize(path)),
         hints=run(lambda: col.colorize(__import__('numpy').full((40, 40), 255, 'uint8'),
                                        hints=path)),
@@ -152,7 +152,7 @@ for name in sorted(os.listdir(folder)):
                    ValueError(canvas.status.value)))[0]))
 src = os.path.join(folder, 'pics')
 out['folder'] = run(lambda: data.pairs_from_folder(src, size=32))
-out['build'] = run(lambda: print(json.dumps(data.build_folder(src, os.path.join(folder, 'cache'),
+out['build'] = run(lambda: print(json.dumps(cache.build_folder(src, os.path.join(folder, 'cache'),
                                                               size=32, workers=1))))
 print('RESULT' + json.dumps(out))
 '''
@@ -198,7 +198,7 @@ def test_the_40000_px_png_is_called_too_large_not_corrupt(tmp_path):
     path = tmp_path / 'big.png'
     path.write_bytes(png_header(40000, 40000))
     with pytest.raises(ValueError, match='40000x40000 px') as e:
-        data.read_image(path)
+        images.read_image(path)
     assert 'corrupt' not in str(e.value)
     with pytest.raises(ValueError, match='up to 4096'):
         colorize.to_line_image(str(path))
@@ -523,7 +523,7 @@ def test_atomic_files_follow_the_umask(tmp_path, umask):
         atomic.write_bytes(tmp_path / 'a.bin', b'x')
         atomic.write_json(tmp_path / 'b.json', {})
         models.save_weights(tiny(1), str(tmp_path / 'gen.npz'))
-        colorize.write_png(tmp_path / 'c.png', np.zeros((4, 4, 3), np.uint8))
+        images.write_png(tmp_path / 'c.png', np.zeros((4, 4, 3), np.uint8))
         with open(tmp_path / 'plain', 'w'):
             pass
     finally:
@@ -598,19 +598,19 @@ def test_folder_command_line_errors(tmp_path, pics, capsys):
 
 def test_truncated_cache_png_is_redone_and_named(pics, tmp_path):
     out = tmp_path / 'cache'
-    data.build_folder(pics, out, size=32, workers=1, test_percent=0)
+    cache.build_folder(pics, out, size=32, workers=1, test_percent=0)
     pngs = sorted((out / 'png' / '32').glob('*_color.png'))
     full = pngs[0].read_bytes()
     pngs[0].write_bytes(full[:len(full) // 2])            # a copy cut short
     pairs = data.load_split('train', 32, data_dir=out, lazy=True)
     with pytest.raises(OSError, match='python -m tutorial_lib.data build --out'):
         pairs.colors[:]
-    summary = data.build_folder(pics, out, size=32, workers=1, test_percent=0)
+    summary = cache.build_folder(pics, out, size=32, workers=1, test_percent=0)
     assert summary['rendered'] == 1 and summary['cached'] == 2
     assert pngs[0].read_bytes() == full
     stale = out / 'png' / '32' / ('.%s.abcdefgh.tmp.png' % pngs[1].name)
     stale.write_bytes(b'half')
-    data.build_folder(pics, out, size=32, workers=1, test_percent=0)
+    cache.build_folder(pics, out, size=32, workers=1, test_percent=0)
     assert not stale.exists()
 
 
@@ -665,13 +665,13 @@ def test_no_training_pictures_says_what_to_check(tmp_path):
 
 def test_other_entry_points_answer_expected_errors_with_one_line(tmp_path, capsys,
                                                                  monkeypatch):
-    from tutorial_lib import failures, lines
+    from tutorial_lib import failures, lines_cli
     monkeypatch.setenv('TUTORIAL_DATA_DIR', str(tmp_path / 'no_cache'))
     calls = [lambda: stage2.main(['hints-curve', '--stage1', str(tmp_path / 'nope'),
                                   '--limit', '1']),
              lambda: failures.main(['--size', '100', '--limit', '1',
                                     '--out', str(tmp_path / 'f.json')]),
-             lambda: lines.main(['sweep', '--limit', '1']),
+             lambda: lines_cli.main(['sweep', '--limit', '1']),
              lambda: data.main(['info'])]
     for call in calls:
         assert call() == 2

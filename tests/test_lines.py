@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tutorial_lib import REPO_ROOT, lines
+from tutorial_lib import REPO_ROOT, lines, lines_cli, viz
 
 
 def synthetic(size=96, outline=2, seed=0):
@@ -292,8 +292,8 @@ def test_best_dilate_setting_beats_trivial_baselines_on_samples():
 
 def test_cli_on_samples(capsys):
     _samples()
-    assert lines.main(['sweep', '--samples', '--method', 'dilate', '--kernels', '3,5',
-                       '--thresholds', '64']) == 0
+    assert lines_cli.main(['sweep', '--samples', '--method', 'dilate', '--kernels', '3,5',
+                           '--thresholds', '64']) == 0
     out = capsys.readouterr().out
     assert 'BEST: dilate kernel=' in out and 'F1' in out
 
@@ -315,16 +315,16 @@ def test_figures_draw(monkeypatch):
     import matplotlib.pyplot as plt
     colors, human = _synthetic_pairs(2)
     rows = lines.sweep((colors, human), (2, 3), (32, 64))
-    ax = lines.plot_sweep(rows)
+    ax = viz.plot_sweep(rows)
     assert ax.get_ylabel() == 'kernel size'
-    fig = lines.show_comparison(colors, human, [lines.extract_with(lines.best(rows), colors)],
-                                titles=['best'], credit='credit line', crop=(0, 48, 0, 48))
+    fig = viz.show_line_comparison(colors, human, [lines.extract_with(lines.best(rows), colors)],
+                                   titles=['best'], credit='credit line', crop=(0, 48, 0, 48))
     assert len(fig.axes) == 2 * 4
     plt.close('all')
 
 
 class _LazyStack:
-    """Array-like that only supports what data.LazyImages does: shape, len, slicing."""
+    """Array-like that only supports what pairs.LazyImages does: shape, len, slicing."""
 
     def __init__(self, array):
         self._a, self.shape, self.dtype = array, array.shape, array.dtype

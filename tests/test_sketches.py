@@ -1,9 +1,16 @@
 """The real-sketch test set (tutorial_lib.sketches): selection rule, aligned pairs, measure."""
+import json
+import shutil
+
 import numpy as np
 import pytest
 
 from tiny_models import tiny
+import tutorial_lib
+from tutorial_lib import sketch_cache as C
+from tutorial_lib import sketch_rule as R
 from tutorial_lib import sketches as S
+from tutorial_lib import viz
 
 SVG = ('<svg xmlns="http://www.w3.org/2000/svg" width="100" height="100" '
        'viewBox="0 0 100 100">%s</svg>')
@@ -14,28 +21,28 @@ OUTLINED = ('<circle cx="50" cy="50" r="35" style="fill:#ff8000;stroke:#000000;'
 
 
 def test_parse_color():
-    assert S.parse_color('#f80') == (255, 136, 0)
-    assert S.parse_color('#FF8000') == (255, 128, 0)
-    assert S.parse_color('rgb(0, 128, 255)') == (0, 128, 255)
-    assert S.parse_color('black') == (0, 0, 0)
-    assert S.parse_color('none') is None
+    assert R.parse_color('#f80') == (255, 136, 0)
+    assert R.parse_color('#FF8000') == (255, 128, 0)
+    assert R.parse_color('rgb(0, 128, 255)') == (0, 128, 255)
+    assert R.parse_color('black') == (0, 0, 0)
+    assert R.parse_color('none') is None
     for bad in ('url(#grad1)', 'chartreuse-ish'):
-        with pytest.raises(S.Refused):
-            S.parse_color(bad)
+        with pytest.raises(R.Refused):
+            R.parse_color(bad)
 
 
 def test_outlined_colored_drawing_is_a_pair_and_aligned():
-    kind, frame, stats, color, line = S.classify(SVG % OUTLINED)
+    kind, frame, stats, color, line = R.classify(SVG % OUTLINED)
     assert kind == 'pair', stats
-    assert color.shape == (S.DECIDE_SIZE, S.DECIDE_SIZE, 3) and line.shape == color.shape[:2]
-    ink = line < S.INK
+    assert color.shape == (R.DECIDE_SIZE, R.DECIDE_SIZE, 3) and line.shape == color.shape[:2]
+    ink = line < R.INK
     # every ink pixel of the line art is dark in the picture: the two are aligned
-    assert (color[ink].max(axis=1) < S.INK).mean() > 0.97
+    assert (color[ink].max(axis=1) < R.INK).mean() > 0.97
     # the colored areas are paper in the line art
-    c = S.DECIDE_SIZE // 2
+    c = R.DECIDE_SIZE // 2
     assert line[c, c] == 255 and tuple(color[c, c]) == (32, 96, 255)
     # the same frame at another size gives the same picture, smaller
-    small = S.render_framed(S.line_version(SVG % OUTLINED), frame, 128)
+    small = R.render_framed(R.line_version(SVG % OUTLINED), frame, 128)
     assert small.shape == (128, 128, 3)
 
 
@@ -43,15 +50,15 @@ def test_line_art_keeps_what_a_colored_shape_hides():
     # a black-outlined circle, partly hidden under an opaque yellow square
     svg = SVG % ('<circle cx="40" cy="50" r="30" fill="none" stroke="#000" stroke-width="3"/>'
                  '<rect x="40" y="20" width="50" height="60" fill="#ffe000"/>')
-    line = S._gray(S.render(S.line_version(svg), 100, 100))
+    line = R.gray(R.render(R.line_version(svg), 100, 100))
     assert line[50, 70] == 255          # the circle's right edge at x=70 is under the square
-    assert line[50, 10] < S.INK         # its left edge is visible
+    assert line[50, 10] < R.INK         # its left edge is visible
 
 
 def test_plain_line_drawing_is_a_drawing():
     svg = SVG % ('<path d="M10 80 Q50 0 90 80 Z M30 60 L70 60" fill="none" stroke="#111" '
                  'stroke-width="1"/><circle cx="50" cy="50" r="8" fill="white" stroke="black"/>')
-    assert S.classify(svg)[0] == 'drawing'
+    assert R.classify(svg)[0] == 'drawing'
 
 
 @pytest.mark.parametrize('body, why', [
@@ -63,18 +70,18 @@ def test_plain_line_drawing_is_a_drawing():
     ('<rect x="5" y="5" width="90" height="90" fill="#3080ff"/>', 'ink covers'),  # no lines
 ])
 def test_refused(body, why):
-    with pytest.raises(S.Refused, match=why):
-        S.classify(SVG % body)
+    with pytest.raises(R.Refused, match=why):
+        R.classify(SVG % body)
 
 
 def test_decide_needs_outlined_areas():
     stats = dict(ink=0.05, thin_share=0.9, paper=0.8, colored=0.3, ink_in_color=1.0,
                  diff=20.0, edge_cover=0.9)
-    assert S.decide(stats) == 'pair'
-    with pytest.raises(S.Refused, match='not outlined'):
-        S.decide(dict(stats, edge_cover=0.3))
-    with pytest.raises(S.Refused, match='neither'):
-        S.decide(dict(stats, colored=0.05))
+    assert R.decide(stats) == 'pair'
+    with pytest.raises(R.Refused, match='not outlined'):
+        R.decide(dict(stats, edge_cover=0.3))
+    with pytest.raises(R.Refused, match='neither'):
+        R.decide(dict(stats, colored=0.05))
 
 
 def test_far_paper_and_lightness_by_hand():
@@ -100,34 +107,34 @@ def test_measure_on_committed_samples_with_a_tiny_model(tmp_path):
     assert r['outputs'][2].shape == (3, 128, 128, 3)
     text = S.format_measure(r)
     assert 'line art on white' in text and '2 hints' in text
-    fig = S.contact_sheet(r, n=2)
+    fig = viz.contact_sheet(r, n=2)
     assert len([a for a in fig.axes if a.images]) == 10
     import matplotlib.pyplot as plt
     plt.close(fig)
 
 
 def test_samples_are_small_and_credited():
-    files = list(S.SAMPLES_DIR.glob('*.png'))
-    index = S.json.loads((S.SAMPLES_DIR / 'index.json').read_text())
+    files = list(R.SAMPLES_DIR.glob('*.png'))
+    index = json.loads((R.SAMPLES_DIR / 'index.json').read_text())
     assert 6 <= len(index['pairs']) + len(index['drawings']) <= 12
     assert sum(f.stat().st_size for f in files) < 1 << 20
-    readme = (S.SAMPLES_DIR / 'README.md').read_text()
+    readme = (R.SAMPLES_DIR / 'README.md').read_text()
     for it in index['pairs'] + index['drawings']:
         assert it['source'] in readme
-    assert 'openclipart' in (S.tutorial_lib.REPO_ROOT / 'data' / 'CREDITS.md').read_text().lower()
+    assert 'openclipart' in (tutorial_lib.REPO_ROOT / 'data' / 'CREDITS.md').read_text().lower()
 
 
 def test_without_apt_the_build_says_why_and_skips(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(S.shutil, 'which', lambda tool: None)
-    with pytest.raises(S.Unavailable, match='apt-get not found'):
-        S.fetch(tmp_path)
+    monkeypatch.setattr(shutil, 'which', lambda tool: None)
+    with pytest.raises(R.Unavailable, match='apt-get not found'):
+        R.fetch(tmp_path)
     assert S.main(['build', '--out', str(tmp_path)]) == 0
     assert 'Skipping the real sketches' in capsys.readouterr().out
 
 
 def test_built_cache_loads_at_every_size():
-    if not S.is_built():
+    if not C.is_built():
         pytest.skip('no real-sketch cache: `make sketches` builds it (optional)')
-    for size in S.SIZES:
-        pairs, (names, lines), where = S.held_out(size, limit=2, source='cache')
+    for size in R.SIZES:
+        pairs, (names, lines), where = C.held_out(size, limit=2, source='cache')
         assert pairs.colors.shape == (2, size, size, 3) and lines.shape == (2, size, size)

@@ -90,17 +90,6 @@ def write_bytes(path, data):
             f.write(data)
 
 
-def write_png(path, image):
-    """A uint8 picture (H,W) gray or (H,W,3) RGB as PNG, atomically."""
-    import cv2                  # only here: the rest of this module needs no OpenCV
-    if image.ndim == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    ok, png = cv2.imencode('.png', image)
-    if not ok:
-        raise OSError('PNG encoding failed for %s' % path)
-    write_bytes(path, png.tobytes())
-
-
 def write_json(path, obj, **dump_options):
     dump_options.setdefault('indent', 1)
     with atomic_path(path) as tmp:

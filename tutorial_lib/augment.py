@@ -18,6 +18,9 @@ import dataclasses
 import cv2
 import numpy as np
 
+from .images import resize
+from .lines import extract_best
+
 
 @dataclasses.dataclass
 class LineStyles:
@@ -33,7 +36,7 @@ class LineStyles:
 
 def _half(image):
     h, w = image.shape[:2]
-    return cv2.resize(image, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    return resize(image, (h // 2, w // 2))
 
 
 def mosaic(images, i):
@@ -49,7 +52,7 @@ def zoom(image, scale):
     h, w = image.shape[:2]
     ch, cw = int(round(h / scale)), int(round(w / scale))
     y0, x0 = (h - ch) // 2, (w - cw) // 2
-    return cv2.resize(image[y0:y0 + ch, x0:x0 + cw], (w, h), interpolation=cv2.INTER_CUBIC)
+    return resize(image[y0:y0 + ch, x0:x0 + cw], (h, w))
 
 
 def restyle(lines, colors, rng, styles=None):
@@ -58,7 +61,6 @@ def restyle(lines, colors, rng, styles=None):
     Deterministic given ``rng`` (a numpy RandomState): a resumed run draws the same.
     Stroke widths and blur are for 128 px pictures and scale with the pictures' height.
     """
-    from .lines import extract_best
     s = styles or LineStyles()
     lines, colors = np.array(lines, np.uint8), np.array(colors, np.uint8)
     scale = max(1.0, lines.shape[1] / 128)

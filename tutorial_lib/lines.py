@@ -10,23 +10,17 @@ become ink, i.e. the line thickness.
 OpenMoji ships the human-drawn line layer of every picture, so here, unlike the blog, the
 extracted lines can be *scored* against real line art: :func:`score_lines` gives precision,
 recall and F1 of ink pixels with a small spatial tolerance, :func:`sweep` tries a grid of
-settings and :func:`best` picks the winner. From the command line::
-
-    python -m tutorial_lib.lines sweep --split test --size 256    # full cache (make data)
-    python -m tutorial_lib.lines sweep --samples                  # committed samples
+settings and :func:`best` picks the winner (notebook 01; the command line is
+``python -m tutorial_lib.lines sweep``, see :mod:`tutorial_lib.lines_cli`).
 
 Conventions (the whole course): color images are uint8 ``(H,W,3)`` RGB; line images are
 uint8 ``(H,W)`` with 255 = white paper and 0 = black ink. Every function here also takes a
 batch: ``(N,H,W,3)`` colors or ``(N,H,W)`` lines. A 3-D array whose last axis is 3 is read
 as *one* RGB picture, any other 3-D array as a batch of gray pictures.
 """
-import argparse
-import sys
-
 import cv2
 import numpy as np
-
-from . import cli
+from tqdm.auto import tqdm
 
 # Okabe-Ito colors (readable with color-vision deficiencies) for disagreement maps.
 MATCH_COLOR = (0, 0, 0)              # ink in both, within the tolerance
@@ -350,7 +344,7 @@ def _unpack_pairs(pairs):
     elif isinstance(pairs, (tuple, list)) and len(pairs) == 2:
         colors, lines = pairs
     else:
-        raise ValueError('pairs must have .colors (N,H,W,3) and .lines (N,H,W) (a data.Pairs) '
+        raise ValueError('pairs must have .colors (N,H,W,3) and .lines (N,H,W) (a Pairs) '
                          'or be a (colors, lines) tuple, got %r' % type(pairs).__name__)
     if not hasattr(colors, 'shape') or not hasattr(lines, 'shape'):
         colors, lines = np.asarray(colors), np.asarray(lines)
@@ -373,22 +367,8 @@ def _chunk(colors, lines, s, size):
     return gray, human
 
 
-def sweep(pairs, kernel_sizes=None, thresholds=None, method='dilate', tolerance=1,
-          normalize=False, ink_threshold=128, chunk=64, progress=False):
-    """Score every (kernel size, threshold) setting of one method against human lines.
-
-    ``method='dilate'`` (the blog): ``kernel_sizes`` are dilation kernels and ``thresholds``
-    edge strengths (see :func:`extract_lines`; ``None`` = no binarization, the scorer's
-    ``ink_threshold`` decides). ``method='canny'``: ``kernel_sizes`` are the thickness
-    (dilation of the 1-px edges) and each threshold ``t`` is Canny's ``high`` with
-    ``low = t // 2`` (or give ``(low, high)`` tuples).
-
-    ``pairs`` is a :class:`tutorial_lib.data.Pairs` (or ``(colors, lines)``). Returns a list
-    of rows (dicts): method, kernel_size, threshold, normalize, tolerance, precision, recall,
-    f1 (micro, pixel-pooled), f1_image_mean, n_images. The pictures are processed in chunks
-    of ``chunk`` so memory stays small on the full split (lazy arrays from
-    ``data.load_split`` are decoded one chunk at a time).
-    """
+def _sweep_grid(method, kernel_sizes, thresholds):
+    """The checked (kernel sizes, thresholds) of a sweep, defaults filled in."""
     if method not in ('dilate', 'canny'):
         raise ValueError("method must be 'dilate' or 'canny', got %r" % (method,))
     if kernel_sizes is None:
@@ -403,13 +383,32 @@ def sweep(pairs, kernel_sizes=None, thresholds=None, method='dilate', tolerance=
                       for t in thresholds]
     if not kernel_sizes or not thresholds:
         raise ValueError('sweep needs at least one kernel size and one threshold')
+    return kernel_sizes, thresholds
+
+
+def sweep(pairs, kernel_sizes=None, thresholds=None, method='dilate', tolerance=1,
+          normalize=False, ink_threshold=128, chunk=64, progress=False):
+    """Score every (kernel size, threshold) setting of one method against human lines.
+
+    ``method='dilate'`` (the blog): ``kernel_sizes`` are dilation kernels and ``thresholds``
+    edge strengths (see :func:`extract_lines`; ``None`` = no binarization, the scorer's
+    ``ink_threshold`` decides). ``method='canny'``: ``kernel_sizes`` are the thickness
+    (dilation of the 1-px edges) and each threshold ``t`` is Canny's ``high`` with
+    ``low = t // 2`` (or give ``(low, high)`` tuples).
+
+    ``pairs`` is a :class:`tutorial_lib.pairs.Pairs` (or ``(colors, lines)``). Returns a list
+    of rows (dicts): method, kernel_size, threshold, normalize, tolerance, precision, recall,
+    f1 (micro, pixel-pooled), f1_image_mean, n_images. The pictures are processed in chunks
+    of ``chunk`` so memory stays small on the full split (lazy arrays from
+    ``data.load_split`` are decoded one chunk at a time).
+    """
+    kernel_sizes, thresholds = _sweep_grid(method, kernel_sizes, thresholds)
     colors, human_all = _unpack_pairs(pairs)
     n = len(colors)
     settings = [(k, t) for k in kernel_sizes for t in thresholds]
     counts = np.zeros((len(settings), 4, n), np.int64)
     starts = range(0, n, chunk)
     if progress:
-        from tqdm.auto import tqdm
         starts = tqdm(starts, desc='sweep %s' % method, unit='chunk')
     for s in starts:
         g, h = _chunk(colors, human_all, s, chunk)
@@ -491,146 +490,7 @@ def describe(row):
         row['f1_image_mean'], row['n_images'])
 
 
-# ------------------------------------------------------------------------------ figures
-
-def _setting_label(t):
-    if t is None:
-        return 'none'
-    return '%d/%d' % tuple(t) if isinstance(t, tuple) else str(t)
-
-
-def plot_sweep(rows, key='f1', ax=None, title=None):
-    """Heatmap of one sweep (kernel size x threshold), each cell labelled, best boxed."""
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
-    ks, ts, values = grid(rows, key)
-    if ax is None:
-        _, ax = plt.subplots(figsize=(1.6 + 0.8 * len(ts), 0.9 + 0.4 * len(ks)),
-                             layout='constrained')
-    lo, hi = np.nanmin(values), np.nanmax(values)
-    im = ax.imshow(values, cmap='viridis', vmin=lo, vmax=max(hi, lo + 1e-6), aspect='auto')
-    for i in range(len(ks)):
-        for j in range(len(ts)):
-            v = values[i, j]
-            ax.text(j, i, '%.3f' % v, ha='center', va='center', fontsize=7,
-                    color='black' if v > lo + 0.6 * (hi - lo) else 'white')
-    bi, bj = np.unravel_index(np.nanargmax(values), values.shape)
-    ax.add_patch(Rectangle((bj - 0.5, bi - 0.5), 1, 1, fill=False, ec='red', lw=2))
-    canny = rows[0]['method'] == 'canny'
-    ax.set_xticks(range(len(ts)), [_setting_label(t) for t in ts])
-    ax.set_yticks(range(len(ks)), [str(k) for k in ks])
-    ax.set_xlabel('Canny low/high' if canny else 'threshold (edge strength)')
-    ax.set_ylabel('edge thickness' if canny else 'kernel size')
-    ax.set_title(title or '%s %s (tolerance %g px)' % (rows[0]['method'], key,
-                                                      rows[0]['tolerance']), fontsize=9)
-    ax.figure.colorbar(im, ax=ax, fraction=0.05)
-    return ax
-
-
-def show_comparison(colors, human, preds, tolerance=1, titles=None, credit=None,
-                    size=2.2, crop=None):
-    """One row per picture: color | human lines | each prediction | its disagreement map.
-
-    ``preds`` is a list of line batches (one per method) aligned with ``colors``/``human``;
-    ``titles`` names them. ``crop`` = (y0, y1, x0, x1) zooms every panel. Returns the figure.
-    """
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch
-    colors, human = np.asarray(colors), np.asarray(human)
-    if colors.ndim == 3:
-        colors, human = colors[None], human[None]
-        preds = [np.asarray(p)[None] for p in preds]
-    titles = titles or ['extracted %d' % (i + 1) for i in range(len(preds))]
-    ncols = 2 + 2 * len(preds)
-    fig, axes = plt.subplots(len(colors), ncols, figsize=(size * ncols, size * len(colors)
-                                                          + (0.5 if credit else 0.2)),
-                             squeeze=False)
-    cut = (lambda a: a) if crop is None else (lambda a: a[crop[0]:crop[1], crop[2]:crop[3]])
-    for r in range(len(colors)):
-        panels = [(colors[r], 'color'), (human[r], 'human lines')]
-        for p, t in zip(preds, titles):
-            s = score_lines(p[r], human[r], tolerance)
-            panels += [(p[r], t), (disagreement(p[r], human[r], tolerance),
-                                   '%s vs human: F1 %.2f' % (t.split(',')[0], s['f1']))]
-        for ax, (img, t) in zip(axes[r], panels):
-            ax.imshow(cut(img), cmap='gray', vmin=0, vmax=255, interpolation='nearest')
-            ax.set_title(t, fontsize=8)
-            ax.axis('off')
-    handles = [Patch(color=np.array(c) / 255, label=l) for c, l in (
-        (MATCH_COLOR, 'both'), (EXTRA_COLOR, 'extracted only'), (MISSED_COLOR, 'human only'))]
-    height = fig.get_figheight()
-    fig.legend(handles=handles, loc='upper center', fontsize=7, ncol=3, frameon=False)
-    if credit:
-        from .viz import add_credit
-        add_credit(fig, credit)
-    fig.tight_layout(rect=(0, 0.25 / height if credit else 0, 1, 1 - 0.3 / height))
-    return fig
-
-
-# ----------------------------------------------------------------------------------- CLI
-
-def _int_list(text):
-    return [None if x.strip().lower() == 'none' else int(x) for x in text.split(',') if x.strip()]
-
-
-@cli.command
-def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog='python -m tutorial_lib.lines',
-        description='Score OpenCV line extraction against OpenMoji\'s human line art.')
-    sub = parser.add_subparsers(dest='command', required=True)
-    sw = sub.add_parser('sweep', help='try kernel sizes x thresholds, print a table and the best')
-    sw.add_argument('--split', default='test', choices=('train', 'test'))
-    sw.add_argument('--size', type=int, default=256, choices=(128, 256, 512))
-    sw.add_argument('--samples', action='store_true',
-                    help='use the committed samples (data/samples) instead of the full cache')
-    sw.add_argument('--limit', type=int, default=None, help='use only the first N pairs')
-    sw.add_argument('--method', default='both', choices=('dilate', 'canny', 'both'))
-    sw.add_argument('--kernels', type=_int_list, default=None,
-                    help='dilate kernel sizes, comma list, e.g. 2,3,5')
-    sw.add_argument('--thresholds', type=_int_list, default=None,
-                    help='dilate edge-strength thresholds, e.g. none,32,64')
-    sw.add_argument('--canny-thickness', type=_int_list, default=None,
-                    help='canny edge thickness (dilation), e.g. 1,3,5')
-    sw.add_argument('--canny-high', type=_int_list, default=None,
-                    help='canny high thresholds (low = high/2), e.g. 100,200')
-    sw.add_argument('--tolerance', type=float, default=1.0, help='pixels (default 1)')
-    sw.add_argument('--normalize', action='store_true', help='dilate: stretch contrast first')
-    args = parser.parse_args(argv)
-
-    from . import data
-    if args.samples:
-        pairs = data.load_samples(size=args.size)
-        where = 'committed samples at %d px' % args.size
-        if args.limit:
-            pairs = pairs.subset(slice(0, args.limit))
-    else:
-        if not data.is_built():
-            print('The full OpenMoji cache is not built. Run `make data` (or '
-                  '`python -m tutorial_lib.data build`), or pass --samples.', file=sys.stderr)
-            return 2
-        pairs = data.load_split(args.split, args.size, limit=args.limit)
-        where = '%s split at %d px' % (args.split, args.size)
-    print('Line extraction vs human lines: %s, %d pictures, tolerance %g px'
-          % (where, len(pairs.lines), args.tolerance))
-    methods = ('dilate', 'canny') if args.method == 'both' else (args.method,)
-    winners = []
-    for method in methods:
-        if method == 'dilate':
-            grid_args = (args.kernels, args.thresholds)
-        else:
-            grid_args = (args.canny_thickness, args.canny_high)
-        rows = sweep(pairs, *grid_args, method=method, tolerance=args.tolerance,
-                     normalize=args.normalize)
-        print()
-        print(format_table(rows))
-        winners.append(best(rows))
-        print('best %s: %s' % (method, describe(winners[-1])))
-    print()
-    print('BEST: %s' % describe(best(winners)))
-    print(getattr(data, 'CREDIT', ''))
-    return 0
-
-
 if __name__ == '__main__':
-    sys.exit(main())
+    # `python -m tutorial_lib.lines` runs the command in lines_cli (which imports this module)
+    import runpy
+    runpy.run_module('tutorial_lib.lines_cli', run_name='__main__')

