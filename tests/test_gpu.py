@@ -23,7 +23,7 @@ import pytest
 import tutorial_lib  # noqa: F401  (compat shim before chainer)
 from tutorial_lib.pairs import synthetic_pairs
 from tutorial_lib import REPO_ROOT, configs
-from tutorial_lib.infra import backend, fastbn, fastconv, fastpath, gpu_check
+from tutorial_lib.infra import backend, fastbn, fastconv, fastpath, gpu_cases, gpu_check, gpu_report
 import chainer
 import chainer.functions as F
 from call_counter import Counter
@@ -232,7 +232,7 @@ def test_updaters_train_on_the_device(dev, kind):
     its networks on the device (what gpu_check times, at tiny sizes)."""
     plan = gpu_check.make_plan(dev.name, tiny=True, data='synthetic')
     case = next(c for c in plan.train if c.kind == kind)
-    r = gpu_check.run_train_case(case, dev, 'synthetic', pictures=4)
+    r = gpu_cases.run_train_case(case, dev, 'synthetic', pictures=4)
     assert r['device_array'] == dev.xp.__name__
     assert r['img_per_s'] > 0 and r['loss_first'] and r['loss_last']
 
@@ -365,7 +365,7 @@ def test_colorizer_on_the_gpu_matches_the_cpu(keep_backend):
     from tutorial_lib.colorize import Colorizer
     from tutorial_lib import data
     line = data.load_samples(size=256).lines[0]
-    hints = gpu_check.strokes_for(3, 256)
+    hints = gpu_cases.strokes_for(3, 256)
     outs = {}
     for device in ('cpu', 'gpu'):
         col = Colorizer.from_checkpoints(device=device)
@@ -556,7 +556,7 @@ def test_gpu_check_runs_the_gpu_tests_in_a_fresh_python(tmp_path, keep_backend):
     assert r['returncode'] == 0 and r['counts'].get('skipped', 0) >= 5, r
     assert not r['counts'].get('passed') and not r['failed']
     plan.device = 'gpu'      # the same outcome on a "GPU" machine is a failure
-    with pytest.raises(gpu_check.CheckFailed, match='ran no test on the GPU'):
+    with pytest.raises(gpu_cases.CheckFailed, match='ran no test on the GPU'):
         gpu_check.run_tests(plan)
 
 
@@ -568,7 +568,7 @@ def test_gpu_check_fails_when_a_gpu_test_is_skipped_on_a_gpu(keep_backend, monke
                   '12 passed, 1 skipped, 40 deselected in 9.1s\n')
     monkeypatch.setattr(gpu_check.subprocess, 'run', lambda *a, **k: Proc())
     plan = gpu_check.make_plan('gpu', tiny=True)
-    with pytest.raises(gpu_check.CheckFailed, match='skipped 1 test') as info:
+    with pytest.raises(gpu_cases.CheckFailed, match='skipped 1 test') as info:
         gpu_check.run_tests(plan)
     assert info.value.result['skipped'][0].startswith('SKIPPED [1]')
     Proc.stdout = '13 passed, 40 deselected in 9.1s\n'
@@ -599,11 +599,11 @@ def test_gpu_check_targets():
     fast = dict(base, train=[dict(headline=True, img_per_s=812.0, px=128, batch=16,
                                   config='blog_l2')],
                 latency=[dict(headline=True, median_ms=12.5, side=512)])
-    assert [row[3] for row in gpu_check.targets(fast)] == ['met', 'met']
+    assert [row[3] for row in gpu_report.targets(fast)] == ['met', 'met']
     slow = dict(fast, train=[dict(fast['train'][0], img_per_s=250.0)],
                 latency=[dict(headline=True, median_ms=31.0, side=512)])
-    assert [row[3] for row in gpu_check.targets(slow)] == ['MISSED', 'MISSED']
-    assert [row[3] for row in gpu_check.targets(dict(fast, tiny=True))] == ['n/a (dry run)'] * 2
+    assert [row[3] for row in gpu_report.targets(slow)] == ['MISSED', 'MISSED']
+    assert [row[3] for row in gpu_report.targets(dict(fast, tiny=True))] == ['n/a (dry run)'] * 2
 
 
 def test_gpu_check_without_gpu_says_so_in_one_line(tmp_path):
