@@ -214,14 +214,34 @@ def _pictures_for(config, split):
     if split == 'test':
         # fixed, committed test-split pictures: the same previews everywhere
         return take(load_samples(size=config.size), config.n_preview)
-    if config.data == 'samples' or not is_built():
-        if config.data != 'samples':
-            print('The OpenMoji cache is not built (make data); training on the committed '
-                  'samples instead. They are TEST pictures: fine for trying the machinery, '
-                  'not for measuring anything.', file=sys.stderr)
-        return take(load_samples(size=config.size), config.train_limit)
-    return load_split_resized('train', config.size, limit=config.train_limit,
-                              seed=config.seed)
+    if config.data != 'samples' and not is_built():
+        print('The OpenMoji cache is not built (make data); training on the committed '
+              'samples instead. They are TEST pictures: fine for trying the machinery, '
+              'not for measuring anything.', file=sys.stderr)
+    pairs, _ = pictures('train', config.size, config.train_limit, config.seed,
+                        samples=True if config.data == 'samples' else None)
+    return pairs
+
+
+def pictures(split, size, limit=None, seed=None, samples=None):
+    """``(pairs, where)``: the cache's ``split`` at ``size`` when it is built, otherwise the
+    committed samples; ``where`` says which, in words.
+
+    The one cache-or-samples fallback. ``samples=True`` takes the committed samples
+    (TEST pictures, whatever ``split`` says) even when the cache is built, ``False``
+    insists on the cache. ``limit``: at most this many (``seed``: a random choice of the
+    cache's pictures, see :func:`load_split`).
+    """
+    if samples is None:
+        samples = not is_built()
+    if not samples:
+        pairs = load_split_resized(split, size, limit=limit, seed=seed)
+        return pairs, 'OpenMoji %s split, %d pictures at %d px' % (split.upper(), len(pairs), size)
+    pairs = load_samples(size=size)
+    pairs = pairs.subset(range(len(pairs) if limit is None else min(limit, len(pairs))))
+    why = '' if is_built() else ': the cache is not built (make data)'
+    return pairs, 'the committed samples data/samples (%d TEST pictures at %d px)%s' % (
+        len(pairs), size, why)
 
 
 def load_split_resized(split, size, limit=None, seed=None):

@@ -371,18 +371,6 @@ def change_map(result, i):
 
 # ------------------------------------------------------------ the command line
 
-def test_pairs(size=128, limit=None):
-    """(pairs, words): the TEST split at ``size`` when the cache is built, otherwise the
-    committed samples (36 TEST pictures), said so in the words."""
-    if data.is_built():
-        p = data.load_split_resized('test', size, limit=limit)
-        return p, 'OpenMoji TEST split, %d pictures at %d px' % (len(p), size)
-    p = data.load_samples(size=size)
-    p = p.subset(range(min(limit or len(p), len(p))))
-    return p, ('the committed samples data/samples (%d TEST pictures at %d px): the cache is '
-               'not built (make data)' % (len(p), size))
-
-
 def run_section(section, pairs, quick=False):
     """Load the models a section needs and measure it -> a JSON-ready dict."""
     if section == 'harsh':
@@ -501,7 +489,7 @@ def main(argv=None):
     if unknown:
         p.error('unknown section(s) %s; choose from %s' % (', '.join(unknown),
                                                           ', '.join(SECTIONS)))
-    pairs, words = test_pairs(args.size, args.limit)
+    pairs, words = data.pictures('test', args.size, args.limit)
     print(words)
     report = dict(data=words, n=len(pairs), size=args.size, credit=CREDIT,
                   command='python -m tutorial_lib.failures ' + ' '.join(argv if argv is not None
