@@ -50,7 +50,7 @@ def main():
         train_limit=args.train_limit, snapshot_interval=4, preview_interval=4)
     with distributed.abort_on_error(comm):
         run = training.train(config, out=args.out, resume=False, progress=False, comm=comm,
-                             gen_fn=NoBatchNorm if args.no_bn else None)
+                             network=NoBatchNorm if args.no_bn else None)
         rank = 0 if comm is None else comm.rank
         weights = {n: np.asarray(q.array, np.float32) for n, q in run.gen.namedparams()}
         np.savez(os.path.join(args.out, 'weights_rank%d.npz' % rank), **weights)

@@ -29,7 +29,7 @@ import pytest
 
 from helpers_venv import REPO
 from tutorial_lib.pairs import synthetic_pairs
-from tutorial_lib import distributed
+from tutorial_lib import checkpoints, distributed, updaters
 
 DRIVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'mpi_driver.py')
 ENV = dict(os.environ, OMP_NUM_THREADS='1', OPENBLAS_NUM_THREADS='1', TUTORIAL_DEVICE='cpu',
@@ -98,10 +98,9 @@ def test_missing_mpi4py_is_one_line_and_status_2():
 
 def test_shard_iterator_slices_the_one_process_batches():
     import chainer
-    from tutorial_lib import training
     pairs = synthetic_pairs(10, 16)
-    one = training.make_iterator(pairs, 6, seed=3)
-    shards = [distributed.ShardIterator(training.make_iterator(pairs, 6, seed=3), r, 2)
+    one = updaters.make_iterator(pairs, 6, seed=3)
+    shards = [distributed.ShardIterator(updaters.make_iterator(pairs, 6, seed=3), r, 2)
               for r in range(2)]
     for _ in range(7):    # across epoch boundaries (10 pictures, 6 per step)
         whole = one.next()
@@ -115,7 +114,7 @@ def test_shard_iterator_slices_the_one_process_batches():
     shards[0].serialize(ser)
     assert 'current_position' in ser.target and 'order' in ser.target
     with pytest.raises(ValueError, match='does not split'):
-        distributed.ShardIterator(training.make_iterator(pairs, 5), 0, 2)
+        distributed.ShardIterator(updaters.make_iterator(pairs, 5), 0, 2)
 
 
 # ---------------------------------------------------------------------------------------
@@ -224,8 +223,7 @@ def test_kill_one_rank_then_rerun_resumes_exactly(mpiexec, tmp_path):
 
     whole = str(tmp_path / 'whole')
     run(cmd(whole))
-    from tutorial_lib import training
-    a, b = training.load_gen(killed), training.load_gen(whole)
+    a, b = checkpoints.load_unet(killed), checkpoints.load_unet(whole)
     pa, pb = dict(a.namedparams()), dict(b.namedparams())
     for k in pa:
         assert np.array_equal(pa[k].array, pb[k].array), k

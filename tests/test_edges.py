@@ -22,7 +22,8 @@ import pytest
 import tutorial_lib  # noqa: F401
 from tutorial_lib.pairs import SimplePairs
 from tutorial_lib import (atomic, backend, cache, colorize, configs, data, hints, images,
-                          imageheader, models, stage2, training, REPO_ROOT)
+                          imageheader, models, stage2, stage2_cli, training,
+                          checkpoints, REPO_ROOT)
 from tutorial_lib.colorize import Colorizer
 from tutorial_lib.widgets import canvas_to_image, image_to_canvas
 from tiny_models import tiny
@@ -268,7 +269,7 @@ def test_stage2_checkpoint_as_stage1_is_refused(ckpts):
         Colorizer(str(ckpts / 'stage2'), None, device='cpu')
     with pytest.raises(ValueError, match='is a stage-1 U-Net .*not a stage 2'):
         Colorizer(str(ckpts / 'hint'), str(ckpts / 'hint'), device='cpu')
-    s2 = stage2.load_unet(str(ckpts / 'stage2'))
+    s2 = checkpoints.load_unet(str(ckpts / 'stage2'))
     with pytest.raises(ValueError, match='is a stage 2'):
         Colorizer(s2, None, device='cpu')
     c = Colorizer(str(ckpts / 'hint'), str(ckpts / 'stage2'), device='cpu')
@@ -277,9 +278,9 @@ def test_stage2_checkpoint_as_stage1_is_refused(ckpts):
 
 
 def test_a_model_with_a_kind_but_not_residual_is_a_stage1(ckpts):
-    assert stage2.check_stage(str(ckpts / 'fill'), 1)
+    assert checkpoints.check_stage(str(ckpts / 'fill'), 1)
     with pytest.raises(ValueError, match='kind hint_fill_unknown_here'):
-        stage2.check_stage(str(ckpts / 'fill'), 2)
+        checkpoints.check_stage(str(ckpts / 'fill'), 2)
 
 
 def test_shipped_stage2_as_stage1_by_name_on_the_command_line(capsys, tmp_path):
@@ -290,8 +291,7 @@ def test_shipped_stage2_as_stage1_by_name_on_the_command_line(capsys, tmp_path):
     err = capsys.readouterr().err.strip()
     assert rc == 2 and 'stage-2 U-Net' in err and len(err.splitlines()) == 1
     assert not (tmp_path / 'o.png').exists()
-    with pytest.raises(ValueError, match='stage2.load_unet'):
-        training.load_checkpoint('classroom_stage2')
+    assert isinstance(checkpoints.load_unet('classroom_stage2'), stage2.Stage2UNET)
 
 
 @pytest.fixture
@@ -303,16 +303,14 @@ def shipped(tmp_path, monkeypatch, ckpts):
     digest = hashlib.sha256((d / 'mine' / 'gen.npz').read_bytes()).hexdigest()
     (d / 'manifest.json').write_text(json.dumps({'checkpoints': {'mine': {'files': {
         'gen.npz': {'sha256': digest}}}}}))
-    monkeypatch.setattr(training, 'checkpoints_dir', lambda: d)
+    monkeypatch.setattr(checkpoints, 'checkpoints_dir', lambda: d)
     return d
 
 
 def test_shipped_checkpoint_sha256_is_verified(shipped, ckpts):
-    assert stage2.load_unet('mine').in_ch == 4
-    assert training.load_checkpoint('mine').in_ch == 4
+    assert checkpoints.load_unet('mine').in_ch == 4
     shutil.copyfile(ckpts / 'stage2' / 'gen.npz', shipped / 'mine' / 'gen.npz')   # swapped
-    for load in (stage2.load_unet, training.load_checkpoint,
-                 lambda n: Colorizer(n, None, device='cpu')):
+    for load in (checkpoints.load_unet, lambda n: Colorizer(n, None, device='cpu')):
         with pytest.raises(ValueError, match='mine/gen.npz is not the file .*manifest.json.*'
                                              're-download'):
             load('mine')
@@ -338,30 +336,29 @@ def _npz_cases(tmp_path, ckpts):
 
 def test_damaged_weights_name_the_file_and_say_redownload(tmp_path, ckpts):
     for name, path in _npz_cases(tmp_path, ckpts).items():
-        for load in (stage2.load_unet, training.load_gen):
-            with pytest.raises(ValueError) as e:
-                load(str(path))
-            msg = str(e.value)
-            assert str(path) in msg and 're-download' in msg, (name, msg)
-            assert 'allow_pickle' not in msg
+        with pytest.raises(ValueError) as e:
+            checkpoints.load_unet(str(path))
+        msg = str(e.value)
+        assert str(path) in msg and 're-download' in msg, (name, msg)
+        assert 'allow_pickle' not in msg
     with pytest.raises(ValueError, match='not a weights file of the course'):
-        stage2.load_unet(str(tmp_path / 'foreign.npz'))
+        checkpoints.load_unet(str(tmp_path / 'foreign.npz'))
     with pytest.raises(ValueError, match='Python objects') as e:
-        stage2.load_unet(str(tmp_path / 'pickled.npz'))
+        checkpoints.load_unet(str(tmp_path / 'pickled.npz'))
     assert 'allow_pickle' not in str(e.value)
 
 
 def test_dis_and_snapshot_as_unet_are_named(ckpts, tmp_path):
     with pytest.raises(ValueError, match='Ad-boss .*dis.npz.*not a U-Net'):
-        stage2.load_unet(str(ckpts / 'dis.npz'))
+        checkpoints.load_unet(str(ckpts / 'dis.npz'))
     with pytest.raises(ValueError, match='not an Ad-boss'):
-        training.load_dis(str(ckpts / 'hint' / 'gen.npz'))
-    assert training.load_dis(str(ckpts / 'dis.npz')) is not None
+        checkpoints.inspect_checkpoint(str(ckpts / 'hint' / 'gen.npz'), 'dis')
+    assert checkpoints.inspect_checkpoint(str(ckpts / 'dis.npz'), 'dis') is not None
     snap = tmp_path / 'snapshot_iter_3.npz'
     np.savez(snap, **{'updater/model:gen/c0/W': np.zeros(3),
                       'updater/iteration': np.array(3)})
     with pytest.raises(ValueError, match='trainer snapshot'):
-        stage2.load_unet(str(snap))
+        checkpoints.load_unet(str(snap))
 
 
 def test_corrupt_checkpoint_on_the_command_line_is_one_line(tmp_path, ckpts, capsys):
@@ -667,7 +664,7 @@ def test_other_entry_points_answer_expected_errors_with_one_line(tmp_path, capsy
                                                                  monkeypatch):
     from tutorial_lib import failures, lines_cli
     monkeypatch.setenv('TUTORIAL_DATA_DIR', str(tmp_path / 'no_cache'))
-    calls = [lambda: stage2.main(['hints-curve', '--stage1', str(tmp_path / 'nope'),
+    calls = [lambda: stage2_cli.main(['hints-curve', '--stage1', str(tmp_path / 'nope'),
                                   '--limit', '1']),
              lambda: failures.main(['--size', '100', '--limit', '1',
                                     '--out', str(tmp_path / 'f.json')]),

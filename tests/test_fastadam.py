@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import tutorial_lib  # noqa: F401  (compat shim before chainer)
-from tutorial_lib import training
+from tutorial_lib import extensions, training, updaters
 from tutorial_lib.infra import fastadam, fastpath, threads
 import chainer
 import chainer.functions as F
@@ -110,7 +110,7 @@ def adam(**kw):
 
 
 def course_adam(alpha, beta1, weight_decay):
-    return lambda model: training._adam(alpha, beta1, weight_decay, model)
+    return lambda model: updaters.adam(alpha, beta1, weight_decay, model)
 
 
 OPTIMIZERS = {
@@ -150,7 +150,7 @@ def _train_with(model, fused, dtype):
     """3 steps with fast conv/BN; Adam fused or stock."""
     fastpath.enable()
     (fastadam.enable if fused else fastadam.disable)()
-    opt = training._adam(2e-4, 0.5, 1e-5, model)
+    opt = updaters.adam(2e-4, 0.5, 1e-5, model)
     rs = np.random.RandomState(9)
     for _ in range(3):
         x = rs.uniform(-1, 1, (2,) + model.in_shape).astype(dtype)
@@ -280,7 +280,7 @@ def test_disabled_rule_and_frozen_parameters():
 
 
 def test_course_trainer_runs_and_resume_bit_identical(tmp_path, monkeypatch):
-    """The course's Trainer (U-Net + Ad-boss, both optimizers from training._adam, weight
+    """The course's Trainer (U-Net + Ad-boss, both optimizers from updaters.adam, weight
     decay on): 6 iterations with the fused update equal 6 with Chainer's, bit for bit, and
     a run resumed from the fused run's iteration-3 snapshot on stock Adam ends equal too."""
     from tutorial_lib import configs
@@ -301,7 +301,7 @@ def test_course_trainer_runs_and_resume_bit_identical(tmp_path, monkeypatch):
     import os
     import shutil
     shutil.copytree(tmp_path / 'fast', tmp_path / 'resumed')
-    for it, path in training.list_snapshots(str(tmp_path / 'resumed')):
+    for it, path in extensions.list_snapshots(str(tmp_path / 'resumed')):
         if it != 3:
             os.remove(path)
     with adam_only('stock'):

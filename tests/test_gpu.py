@@ -326,17 +326,17 @@ def test_gpu_forward_and_gradients_match_the_cpu(gpu):
 def test_trainer_runs_and_resumes_on_the_gpu(gpu, tmp_path):
     """The whole Trainer on the GPU: snapshots, previews, loss plot, final weights; then a
     resumed run continues from the snapshot."""
-    from tutorial_lib import training
+    from tutorial_lib import checkpoints, extensions, training
     config = configs.get('quick_adv').replace(data='synthetic', iterations=4, train_limit=16)
     out = str(tmp_path / 'run')
     run = training.train(config, out=out, device='gpu', progress=False)
     assert run.iteration == 4 and backend.xp_of(run.gen.c0.W.array) is gpu.xp
     for name in ('gen.npz', 'dis.npz', 'loss.png', 'log'):
         assert os.path.exists(os.path.join(out, name)), name
-    assert training.list_previews(out) and training.list_snapshots(out)
+    assert extensions.list_previews(out) and extensions.list_snapshots(out)
     again = training.train(config.replace(iterations=6), out=out, device='gpu', progress=False)
     assert again.resumed_from and again.iteration == 6
-    log = training.read_log(out)
+    log = checkpoints.read_log(out)
     assert all(np.isfinite(e['gen/loss']) for e in log)
 
 
@@ -348,7 +348,7 @@ def test_hint_and_stage2_helpers_on_the_gpu(gpu):
     src = tiny_unet(in_ch=1, width=1 / 8)
     gen = models.UNET(in_ch=4, width=1 / 8)
     gen.to_device(gpu.chainer_device)
-    stage2.warm_start(gen, src)
+    training.warm_start(gen, src)
     assert backend.xp_of(gen.c0.W.array) is gpu.xp
     pairs = synthetic_pairs(2, 32, seed=1)
     a = models.colorize(src, pairs.lines)

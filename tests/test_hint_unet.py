@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from tutorial_lib import augment, hints, models, training, stage2   # before chainer: compat
+from tutorial_lib import augment, checkpoints, hints, models, training   # before chainer: compat
 import chainer
 from tutorial_lib.hint_unet import HintFillUNET
 
@@ -50,7 +50,7 @@ def test_saved_with_its_kind_and_loaded_back_as_the_same_network(tmp_path):
     path = str(tmp_path / 'gen.npz')
     models.save_weights(gen, path, dict(in_ch=4, width=gen.width, hint_recipe='informative',
                                         **gen.save_meta))
-    back = training.load_gen(path)
+    back = checkpoints.load_unet(path)
     assert isinstance(back, HintFillUNET) and back.hint_recipe == 'informative'
     x = _hint_input(box(), [((25, 25), (0, 128, 255))])
     np.testing.assert_allclose(_run(back, x), _run(gen, x), atol=2e-2)   # float16 on disk
@@ -71,8 +71,8 @@ def test_models_colorize_pads_hint_channels_with_empty_not_gray():
 def test_quick_fill_config_trains_and_loads_as_the_fill_network(tmp_path):
     from tutorial_lib import configs
     cfg = configs.get('quick_hints_fill').replace(data='synthetic', iterations=2)
-    run = stage2.train(cfg, out=str(tmp_path / 'run'), resume=False, progress=False)
-    gen = training.load_gen(run.out)
+    run = training.train(cfg, out=str(tmp_path / 'run'), resume=False, progress=False)
+    gen = checkpoints.load_unet(run.out)
     assert isinstance(gen, HintFillUNET) and gen.hint_recipe == 'informative'
 
 

@@ -7,11 +7,11 @@ import pytest
 
 import tutorial_lib  # noqa: F401
 from tutorial_lib.pairs import synthetic_pairs
-from tutorial_lib import configs, hints, models, stage2, training
+from tutorial_lib import checkpoints, configs, hints, models, stage2, training, updaters
 
 
 def test_hint_input_fn_shapes_and_seeding():
-    fn = stage2.hint_input_fn()
+    fn = updaters.hint_input_fn()
     p = synthetic_pairs(6, 32)
     a = fn(p.lines, p.colors, np.random.RandomState(3))
     b = fn(p.lines, p.colors, np.random.RandomState(3))
@@ -56,13 +56,13 @@ def test_assemble_stage2_mix_crop_and_seed():
 
 
 def test_quick_training_of_both_stages(tmp_path):
-    r1, r2 = stage2.quick_models(str(tmp_path))
-    g1, g2 = training.load_gen(r1), training.load_gen(r2)
+    r1, r2 = training.quick_models(str(tmp_path))
+    g1, g2 = checkpoints.load_unet(r1), checkpoints.load_unet(r2)
     assert g1.in_ch == 4 and g2.in_ch == 4
     assert os.path.exists(os.path.join(r2, 'previews', 'iter_000004.png'))
     info = json.load(open(os.path.join(r2, 'config.json')))
     assert info['config']['stage'] == 2 and info['config']['crop'] == 32
-    log = training.read_log(r2)
+    log = checkpoints.read_log(r2)
     assert len(log) == 4 and all(np.isfinite(e['gen/loss_rec']) for e in log)
     # the stage-1 colors were cached once
     caches = os.listdir(os.path.join(str(tutorial_lib.REPO_ROOT), 'runs', 'stage2_cache'))
@@ -80,10 +80,10 @@ def test_hint_model_colorize_without_hints_and_configs():
 
 def test_resolve_checkpoint_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match='no U-Net found'):
-        stage2.resolve_checkpoint(str(tmp_path / 'nothing'))
+        checkpoints.resolve_checkpoint(str(tmp_path / 'nothing'))
     g = models.UNET(in_ch=4, width=1 / 16)
     models.save_weights(g, str(tmp_path / 'gen.npz'), dict(in_ch=4, width=1 / 16))
-    assert stage2.resolve_checkpoint(str(tmp_path)) == str(tmp_path / 'gen.npz')
+    assert checkpoints.resolve_checkpoint(str(tmp_path)) == str(tmp_path / 'gen.npz')
 
 
 def test_warm_start_reproduces_the_line_only_unet():
@@ -93,12 +93,12 @@ def test_warm_start_reproduces_the_line_only_unet():
     import chainer
     with chainer.using_config('train', True):
         src(np.random.rand(2, 1, 32, 32).astype(np.float32))
-    dst = stage2.warm_start(models.UNET(in_ch=4, width=1 / 16), src)
+    dst = training.warm_start(models.UNET(in_ch=4, width=1 / 16), src)
     lines = synthetic_pairs(3, 32).lines
     np.testing.assert_array_equal(models.colorize(src, lines), models.colorize(dst, lines))
     assert (dst.c0.W.array[:, 1:] == 0).all()
     with pytest.raises(ValueError, match='warm-start'):
-        stage2.warm_start(models.UNET(in_ch=4, width=1 / 8), src)
+        training.warm_start(models.UNET(in_ch=4, width=1 / 8), src)
 
 
 def test_residual_stage2_starts_as_identity_and_round_trips(tmp_path):
@@ -109,7 +109,7 @@ def test_residual_stage2_starts_as_identity_and_round_trips(tmp_path):
     assert np.abs(out.astype(int) - p.colors.astype(int)).max() <= 1
     g.dc0.W.array[...] = np.random.rand(*g.dc0.W.shape) * 0.01
     models.save_weights(g, str(tmp_path / 'gen.npz'), dict(in_ch=4, width=1 / 16, **g.save_meta))
-    h = stage2.load_unet(str(tmp_path))
+    h = checkpoints.load_unet(str(tmp_path))
     assert isinstance(h, stage2.Stage2UNET)
     np.testing.assert_array_equal(
         models.colorize(g, p.lines, extra=models.encode_colors(p.colors)),
@@ -126,4 +126,4 @@ def test_train_cli_trains_a_hint_unet(tmp_path):
                        cwd=str(tutorial_lib.REPO_ROOT), capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert training.load_gen(str(out)).in_ch == 4
+    assert checkpoints.load_unet(str(out)).in_ch == 4

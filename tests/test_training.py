@@ -11,13 +11,14 @@ import pytest
 
 import tutorial_lib  # noqa: F401
 from tutorial_lib.pairs import synthetic_pairs
-from tutorial_lib import configs, data, training, models, REPO_ROOT
+from tutorial_lib import (checkpoints, configs, data, extensions, training, models, updaters,
+                          REPO_ROOT)
 
 TINY = configs.get('quick').replace(data='synthetic', iterations=6, train_limit=16)
 
 
 def losses(out, key='gen/loss'):
-    return [(e['iteration'], e[key]) for e in training.read_log(out)]
+    return [(e['iteration'], e[key]) for e in checkpoints.read_log(out)]
 
 
 def run(config, out, **kw):
@@ -43,14 +44,14 @@ def test_run_folder_contents(tmp_path):
     assert r.iteration == 6
     names = set(os.listdir(out))
     assert {'config.json', 'log', 'loss.png', 'gen.npz', 'dis.npz', 'previews'} <= names
-    assert [it for it, _ in training.list_snapshots(str(out))] == [3, 6]  # keeps 2
+    assert [it for it, _ in extensions.list_snapshots(str(out))] == [3, 6]  # keeps 2
     assert not [n for n in names if n.endswith('.tmp')]
-    assert [os.path.basename(p) for p in training.list_previews(str(out))] == [
+    assert [os.path.basename(p) for p in extensions.list_previews(str(out))] == [
         'iter_000000.png', 'iter_000003.png', 'iter_000006.png']
-    log = training.read_log(str(out))
+    log = checkpoints.read_log(str(out))
     for key in ('gen/loss_rec', 'gen/loss_adv', 'dis/loss', 'dis/acc'):
         assert key in log[-1]
-    g = training.load_gen(str(out))
+    g = checkpoints.load_unet(str(out))
     assert g.width == TINY.width and models.count_params(g) == models.count_params(r.gen)
     info = json.load(open(out / 'config.json'))
     assert info['config']['adv_weight'] == 0.1
@@ -62,9 +63,9 @@ def test_adversarial_step_changes_both_networks():
     cfg = TINY.replace(adv_weight=1.0)
     gen, dis = training.build_models(cfg)
     w_g, w_d = gen.c0.W.array.copy(), dis.c1.W.array.copy()
-    og = training._adam(1e-3, 0.9, 0, gen)
-    od = training._adam(1e-3, 0.9, 0, dis)
-    up = training.AdversarialUpdater(training.make_iterator(pairs, 4), gen, dis, og, od, 1.0)
+    og = updaters.adam(1e-3, 0.9, 0, gen)
+    od = updaters.adam(1e-3, 0.9, 0, dis)
+    up = updaters.AdversarialUpdater(updaters.make_iterator(pairs, 4), gen, dis, og, od, 1.0)
     up.update()
     assert not np.array_equal(w_g, gen.c0.W.array)
     assert not np.array_equal(w_d, dis.c1.W.array)
@@ -74,10 +75,10 @@ def test_l1_option_and_bad_loss():
     import chainer
     y = chainer.Variable(np.zeros((1, 3, 2, 2), np.float32))
     t = np.full((1, 3, 2, 2), 0.5, np.float32)
-    assert float(training.reconstruction_loss(y, t, 'l2').array) == pytest.approx(0.25)
-    assert float(training.reconstruction_loss(y, t, 'l1').array) == pytest.approx(0.5)
+    assert float(updaters.reconstruction_loss(y, t, 'l2').array) == pytest.approx(0.25)
+    assert float(updaters.reconstruction_loss(y, t, 'l1').array) == pytest.approx(0.5)
     with pytest.raises(ValueError):
-        training.reconstruction_loss(y, t, 'l3')
+        updaters.reconstruction_loss(y, t, 'l3')
 
 
 def test_resume_in_process_continues_exactly(tmp_path):
@@ -111,7 +112,7 @@ def test_sigkill_then_resume_loses_at_most_one_interval(tmp_path):
     deadline = time.time() + 60
     try:
         while time.time() < deadline:
-            snaps = training.list_snapshots(str(out))
+            snaps = extensions.list_snapshots(str(out))
             if snaps and snaps[-1][0] >= 2 * interval:
                 break
             time.sleep(0.02)
@@ -124,7 +125,7 @@ def test_sigkill_then_resume_loses_at_most_one_interval(tmp_path):
         if p.poll() is None:
             p.kill()
     assert p.returncode == -signal.SIGKILL
-    reached = max(it for it, _ in training.list_snapshots(str(out)))
+    reached = max(it for it, _ in extensions.list_snapshots(str(out)))
     assert reached >= 2 * interval
     target = reached + interval + 1
     q = _cli(out, target)
@@ -163,13 +164,13 @@ def test_named_configs_are_sane():
 
 def test_shipped_checkpoints_match_their_manifest():
     import hashlib
-    manifest = training.read_manifest()
+    manifest = checkpoints.read_manifest()
     if not manifest:
         pytest.skip('no data/checkpoints/manifest.json yet')
     entries = manifest['checkpoints']
     assert {'classroom_l2', 'classroom_adv', 'classroom_adv_harsh'} <= set(entries)
     for name, entry in entries.items():
-        folder = training.checkpoints_dir() / name
+        folder = checkpoints.checkpoints_dir() / name
         for fname, f in entry['files'].items():
             data = (folder / fname).read_bytes()
             assert len(data) <= 10 * 2 ** 20, fname
@@ -181,10 +182,10 @@ def test_shipped_checkpoints_match_their_manifest():
         paper = np.full((1, 32, 32), 255, np.uint8)
         if entry['config'].get('stage') == 2:     # a residual stage 2: line + colors in
             from tutorial_lib import stage2
-            gen = stage2.load_unet(name)
+            gen = checkpoints.load_unet(name)
             out = models.colorize(gen, paper, extra=np.ones((1, 3, 32, 32), np.float32))
         else:
-            gen = training.load_checkpoint(name)
+            gen = checkpoints.load_unet(name)
             out = models.colorize(gen, paper)
         assert out.shape == (1, 32, 32, 3)
         if name in configs.CONFIGS:   # configs.py still agrees with what was shipped
@@ -199,7 +200,7 @@ def test_manifest_numbers_are_consistent():
     """Cheap checks of every shipped number: ratios, counts, truth values shared by all
     checkpoints measured on the same pictures."""
     import re
-    entries = training.read_manifest().get('checkpoints', {})
+    entries = checkpoints.read_manifest().get('checkpoints', {})
     if not entries:
         pytest.skip('no data/checkpoints/manifest.json yet')
     truth = {}
@@ -226,13 +227,13 @@ RECHECKED = ['classroom_l2']
 @pytest.mark.parametrize('name', RECHECKED)
 def test_manifest_test_metrics_are_reproduced(name):
     """The shipped weights, evaluated again on the TEST split, give the manifest's numbers."""
-    entry = training.read_manifest().get('checkpoints', {}).get(name)
+    entry = checkpoints.read_manifest().get('checkpoints', {}).get(name)
     if entry is None:
         pytest.skip('%s is not shipped yet' % name)
     from tutorial_lib import evaluation
     test = data.load_split_resized('test', entry['config']['size'])
     assert entry['config']['lines'] == 'human'
-    got = evaluation.evaluate(training.load_checkpoint(name), test)
+    got = evaluation.evaluate(checkpoints.load_unet(name), test)
     for key, want in entry['test_metrics'].items():
         # float32 convolutions may round differently from the machine that shipped them
         assert got[key] == pytest.approx(want, rel=1e-5, abs=1e-6), (name, key)
@@ -241,8 +242,8 @@ def test_manifest_test_metrics_are_reproduced(name):
 def test_manifest_truth_metrics_are_reproduced():
     """The ground truth's own numbers in every manifest entry, recomputed from the TEST
     split (no network needed)."""
-    from tutorial_lib import evaluation
-    entries = training.read_manifest().get('checkpoints', {})
+    from tutorial_lib import metrics
+    entries = checkpoints.read_manifest().get('checkpoints', {})
     sizes = {e['config']['size'] for e in entries.values()
              if e['config'].get('stage', 1) == 1}
     if not sizes:

@@ -3,7 +3,7 @@ fine-tuning exercise of notebook 02)."""
 import numpy as np
 
 import tutorial_lib  # noqa: F401
-from tutorial_lib import configs, models, training
+from tutorial_lib import checkpoints, configs, models, training
 
 
 def test_init_from_copies_every_weight(tmp_path):
@@ -15,7 +15,7 @@ def test_init_from_copies_every_weight(tmp_path):
     models.save_weights(source, path, dict(in_ch=1, width=config.width))
     cold, _ = training.build_models(config)
     warm, _ = training.build_models(config.replace(init_from=path))
-    stored = training.load_gen(path)                  # float16 on disk
+    stored = checkpoints.load_unet(path)                  # float16 on disk
     for (name, p), (_, q), (_, c) in zip(sorted(warm.namedparams()),
                                          sorted(stored.namedparams()),
                                          sorted(cold.namedparams())):

@@ -1,28 +1,23 @@
-"""Named training configurations: one line in a notebook or on the command line.
+"""Named training configurations, one line in a notebook or on the command line; notebooks
+02-05 train with them.
 
     python -m tutorial_lib.train --config classroom_l2 --out runs/classroom_l2
 
-Every config is a :class:`TrainConfig`; ``get(name)`` returns a copy you may change
-(``dataclasses.replace(get('classroom_adv'), adv_weight=0.1)``).
+``get(name)`` returns a copy you may change (``get('classroom_adv').replace(adv_weight=0.1)``).
+Each config has a ``kind``: 'lines' (:class:`TrainConfig`, line art -> colors), 'hints'
+(:class:`HintTrainConfig`, line + color hints) or 'stage2' (:class:`Stage2Config`, the 512 px
+second stage); the kind picks the network, the data and the updater.
 
-Families
---------
-* ``quick``            tiny and fast: tests and the QUICK mode of the notebooks.
-* ``classroom_*``      what a laptop CPU can train in 15-30 minutes: width 1/4 of the
-                       blog's channels (1.17 M parameters instead of 18.6 M), 128 px,
-                       batch 8, Adam 2e-4, 2000 iterations (16,000 pictures, about 4.6
-                       passes over the 3,490 training pictures). Batch 8 and the doubled
-                       step size (the blog: 16 and 1e-4) buy more updates per CPU minute.
-                       The shipped checkpoints under data/checkpoints/ were made with
-                       these.
-* ``blog_*``           the blog's own scale: width 1, 128 px, batch 16, Adam 1e-4;
-                       meant for a GPU.
+Families: ``quick*`` (tiny and fast: tests and smoke runs), ``classroom_*`` (what a laptop CPU
+trains in well under an hour: width 1/4 of the blog's channels, 128 px, batch 8, a doubled
+Adam step size; the shipped checkpoints under data/checkpoints/ were made with these) and
+``blog_*`` (the blog's own scale: width 1, batch 16, Adam 1e-4; meant for a GPU).
 
-``adv_weight`` is the knob of notebook 03: 0 = reconstruction loss only (the blog's
-first attempt), small = the Ad-boss nudges, large = the Ad-boss dominates ("too
-harsh"). The reconstruction loss is a mean over pixels and channels of values in
-[-1, 1] (see models.encode_colors), the adversarial loss a softmax cross-entropy
-(about 0.69 when the Ad-boss cannot tell), so the weights are relative to those scales.
+``adv_weight`` is the knob of notebook 03: 0 = reconstruction loss only (the blog's first
+attempt), small = the Ad-boss nudges, large = the Ad-boss dominates ("too harsh"). The
+reconstruction loss is a mean of values in [-1, 1] (models.encode_colors), the adversarial
+loss a softmax cross-entropy (about 0.69 when the Ad-boss cannot tell): the weights are
+relative to those scales.
 """
 import dataclasses
 from dataclasses import dataclass, asdict
@@ -33,6 +28,8 @@ from typing import Optional
 class TrainConfig:
     name: str
     description: str = ''
+    # 'lines' (line art -> colors), 'hints' (line + color hints) or 'stage2' (512 px refiner)
+    kind: str = 'lines'
     # what is learned
     rec_loss: str = 'l2'          # 'l2' (the blog) or 'l1' (PaintsChainer's released code)
     adv_weight: float = 0.0       # 0: no discriminator; > 0: rec + adv_weight * adversarial
@@ -50,10 +47,12 @@ class TrainConfig:
     #                               blog's OpenCV recipe on the color picture
     #                               (lines.extract_best), as the blog trained
     flip: bool = True             # random horizontal flips (seeded)
+    line_styles: bool = False     # restyle the line art at random (augment.restyle:
+    #                               other artists' lines; updaters.LineStyleUpdater)
     # the optimisation
     batch_size: int = 16
     iterations: int = 1000
-    alpha_g: float = 1e-4         # Adam step size of the U-Net (DESIGN.md: 1e-4)
+    alpha_g: float = 1e-4         # Adam step size of the U-Net (the blog's)
     alpha_d: float = 1e-4         # Adam step size of the Ad-boss
     beta1: float = 0.9            # Adam beta1 (Chainer's default, as in the released code)
     weight_decay: float = 0.0     # the released code used 1e-5
@@ -153,7 +152,7 @@ def get(name):
 
 
 # ---------------------------------------------------------------------------------------
-# Notebooks 04-05: color hints and the 512 px second stage (see tutorial_lib/stage2.py).
+# Notebooks 04-05: color hints and the 512 px second stage (kinds 'hints' and 'stage2').
 # ---------------------------------------------------------------------------------------
 
 @dataclass
@@ -167,7 +166,7 @@ class HintTrainConfig(TrainConfig):
     # 'blog': models.UNET(in_ch=4), the blog's model; 'fill': hint_unet.HintFillUNET, which
     # also reads a hint mask and a bucket fill of the hints (beyond the blog)
     model: str = 'blog'
-    line_styles: bool = False          # augment.restyle the line art (other artists' lines)
+    kind: str = 'hints'
 
 
 @dataclass
@@ -191,6 +190,28 @@ class Stage2Config(TrainConfig):
     p_truth: float = 0.2
     residual: bool = True
     line_styles: bool = False          # restyle the 512 px line art (augment.STAGE2)
+    kind: str = 'stage2'
+
+
+KINDS = {'lines': TrainConfig, 'hints': HintTrainConfig, 'stage2': Stage2Config}
+
+
+def kind_of(d):
+    """The kind of a config dict; run folders written before configs had a ``kind`` get
+    it from their fields (a stage-2 config says ``stage: 2``, a hint one ``in_ch: 4``)."""
+    if d.get('kind'):
+        return d['kind']
+    if d.get('stage', 1) == 2:
+        return 'stage2'
+    return 'lines' if d.get('in_ch', 1) == 1 else 'hints'
+
+
+def from_dict(d):
+    """The config a ``config.json`` or a manifest entry records, of the class of its kind."""
+    kind = kind_of(d)
+    if kind not in KINDS:
+        raise ValueError('unknown config kind %r; known: %s' % (kind, ', '.join(KINDS)))
+    return KINDS[kind].from_dict(dict(d, kind=kind))
 
 
 CONFIGS.update({

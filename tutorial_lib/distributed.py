@@ -49,6 +49,10 @@ import chainer
 import numpy as np
 from chainer import training
 
+from . import cli
+from . import data
+from .infra import backend
+
 # What MPI launchers put in a process's environment (MPICH/Hydra and Intel MPI: PMI_*,
 # Open MPI: OMPI_*, PMIx-based launchers such as Slurm's srun: PMIX_RANK).
 LAUNCHER_VARS = ('PMI_RANK', 'PMI_SIZE', 'OMPI_COMM_WORLD_SIZE', 'OMPI_COMM_WORLD_RANK',
@@ -117,7 +121,6 @@ def init(device=None):
         raise DistributedError('mpi4py cannot load an MPI library (%s): %s'
                                % (' '.join(str(e).split()), INSTALL_HINT)) from None
     import chainermn
-    from .infra import backend
     b = backend.select(device)
     if not b.is_gpu:
         return chainermn.create_communicator('naive', MPI.COMM_WORLD)
@@ -162,7 +165,6 @@ def abort_on_error(comm):
     try:
         yield
     except (Exception, KeyboardInterrupt) as exc:
-        from . import cli
         if isinstance(exc, cli.EXPECTED):
             print('error: rank %d: %s' % (comm.rank, cli.message(exc)), file=sys.stderr)
         else:
@@ -195,7 +197,6 @@ def check_same_data(comm, config, pairs=None):
     if pairs is None:
         if config.data != 'openmoji':
             return
-        from . import data
         mine = data.is_built()
         root = bcast(comm, mine)
         if mine != root:
@@ -310,7 +311,6 @@ class AverageObservations(training.Extension):
         self.comm = comm
 
     def __call__(self, trainer):
-        from .infra import backend
         obs = trainer.observation
         keys = sorted(obs)
         if not keys:
@@ -324,7 +324,6 @@ class AverageObservations(training.Extension):
 def average_persistents(comm, link):
     """Set every floating-point persistent value of ``link`` (BatchNorm's running mean
     and variance) to its mean over the ranks."""
-    from .infra import backend
     named = [(path + '/' + name, getattr(sub, name))
              for path, sub in sorted(link.namedlinks()) for name in sorted(sub._persistent)]
     named = [(n, v) for n, v in named
@@ -361,9 +360,18 @@ class AverageStatistics(training.Extension):
                 average_persistents(self.comm, link)
 
 
+def extend(trainer, comm, config, links):
+    """The extensions every rank of a data-parallel run needs: losses averaged over the
+    ranks (:class:`AverageObservations`), BatchNorm statistics averaged before anything is
+    written (:class:`AverageStatistics`)."""
+    trainer.extend(AverageObservations(comm))
+    trainer.extend(AverageStatistics(comm, links, (config.snapshot_interval,
+                                                   config.preview_interval),
+                                     config.iterations))
+
+
 def params_digest(link):
     """crc32 of every parameter's bytes (to check that ranks hold the same weights)."""
-    from .infra import backend
     crc = 0
     for name, p in sorted(link.namedparams()):
         crc = zlib.crc32(name.encode(), crc)

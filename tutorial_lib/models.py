@@ -103,7 +103,7 @@ class DIS(chainer.Chain):
     channels), each followed by BatchNormalization bnc1..bnc7 -- c1 included, as in the
     blog -- and ReLU, then one Linear layer ``l8l`` to 2 classes (softmax cross-entropy).
     It sees only the color picture, not the line art. Class 0 = real, 1 = generated
-    (the updaters in training.py use the same convention).
+    (the updaters in updaters.py use the same convention).
 
     ``image_size`` fixes the input size of ``l8l`` (c7 leaves a (size/16)^2 map); with
     ``None`` the Linear layer sizes itself on the first batch. The blog initialised

@@ -12,17 +12,20 @@ alone in float16. Run the same command again after an interruption (Ctrl-C, a ki
 process, a closed laptop) and it resumes from the newest snapshot; --no-resume starts over.
 """
 import argparse
-import json
-import os
 import shlex
 import sys
 
 from . import cli
+from . import configs
+from . import distributed
+from . import metrics
+from . import shipping
+from . import training
+from .infra import backend
+from .infra import fastpath
 
 
-@cli.command
-def main(argv=None):
-    from . import configs
+def parser():
     p = argparse.ArgumentParser(prog='python -m tutorial_lib.train', description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--config', default='quick', help='one of: ' + ', '.join(configs.names()))
@@ -48,32 +51,11 @@ def main(argv=None):
     p.add_argument('--ship', metavar='RUN_FOLDER',
                    help='copy a finished run into data/checkpoints/<config>/, evaluate it on '
                         'the test split and record it in data/checkpoints/manifest.json')
-    args = p.parse_args(argv)
+    return p
 
-    if args.list:
-        for name in configs.names():
-            c = configs.get(name)
-            print('%-20s %s' % (name, c.description))
-        return 0
 
-    from . import training
-    from .infra import backend
-    if args.ship:
-        from . import metrics
-        with open(os.path.join(args.ship, 'config.json')) as f:
-            shipped = json.load(f)['config']
-        if shipped.get('in_ch', 1) != 1:   # hint U-Nets and stage 2 (notebooks 04-05)
-            from . import stage2
-            entry = stage2.ship(args.ship)
-        else:
-            entry = training.ship(args.ship)
-        print(metrics.format_table({entry['config']['name']: entry['test_metrics']}))
-        return 0
-    try:  # the faster CPU convolutions (TUTORIAL_FASTCONV=0 turns them off)
-        from .infra import fastpath
-        fastpath.enable_from_env()
-    except ImportError:
-        pass
+def config_from(args):
+    """The named config with the command line's overrides, after checking them."""
     if args.config not in configs.names():
         raise ValueError('unknown config %r; known: %s (python -m tutorial_lib.train --list)'
                          % (args.config, ', '.join(configs.names())))
@@ -81,14 +63,27 @@ def main(argv=None):
         raise ValueError('--iterations must be >= 1, got %d' % args.iterations)
     if args.train_limit is not None and args.train_limit < 1:
         raise ValueError('--train-limit must be >= 1, got %d' % args.train_limit)
-    config = configs.get(args.config)
     changes = {k: v for k, v in dict(iterations=args.iterations, adv_weight=args.adv_weight,
                                       seed=args.seed, train_limit=args.train_limit,
                                       data=args.data).items() if v is not None}
-    config = config.replace(**changes)
+    return configs.get(args.config).replace(**changes)
+
+
+@cli.command
+def main(argv=None):
+    args = parser().parse_args(argv)
+    if args.list:
+        for name in configs.names():
+            print('%-20s %s' % (name, configs.get(name).description))
+        return 0
+    if args.ship:
+        entry = shipping.ship(args.ship)
+        print(metrics.format_table({entry['config']['name']: entry['test_metrics']}))
+        return 0
+    fastpath.enable_from_env()   # the faster CPU path (TUTORIAL_FASTCONV=0 turns it off)
+    config = config_from(args)
     comm = None
     if args.mpi:   # one process of several (distributed.py); errors: one line, status 2
-        from . import distributed
         comm = distributed.init(args.device)
     elif args.device:
         backend.select(args.device)
@@ -102,16 +97,10 @@ def main(argv=None):
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     if comm is not None:
         command = 'mpiexec -n %d %s' % (comm.size, command)
-    from .distributed import abort_on_error, root_first
-    with abort_on_error(comm):   # one rank's error ends every rank
-        extra = {}
-        if config.in_ch != 1 or getattr(config, 'stage', 1) == 2:
-            from . import stage2   # hints as input channels; the 512 px second stage
-            with root_first(comm):   # rank 0 fills the stage-1 cache, the others read it
-                extra = stage2.training_kwargs(config, progress=root and not args.no_progress)
+    with distributed.abort_on_error(comm):   # one rank's error ends every rank
         run = training.train(config, out=args.out, resume=args.resume,
                              progress=root and not args.no_progress, command=command,
-                             comm=comm, **extra)
+                             comm=comm)
     if root:
         print('Done: %s at iteration %d' % (run.out, run.iteration), file=sys.stderr)
     return 0

@@ -97,7 +97,7 @@ def show_grid(images, titles=None, ncols=6, size=2.0, credit=None, suptitle=None
 
 
 def show_pairs(pairs, n=8, credit=None, size=1.6):
-    """Line art above, color below, for the first n pairs of a data.Pairs."""
+    """Line art above, color below, for the first n pairs of a pairs.Pairs."""
     n = min(n, len(pairs))
     images = [pairs.lines[i] for i in range(n)] + [pairs.colors[i] for i in range(n)]
     titles = [pairs.names[i] for i in range(n)] + [''] * n
