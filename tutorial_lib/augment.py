@@ -1,17 +1,7 @@
-"""Line styles the training pictures never had: augmentations for other artists' line art
-(notebook 05, "Real sketches").
+"""Line styles the training pictures never had: augmentations for other artists' line art.
 
-OpenMoji's lines are thick, black and sparse. A learner's sketch or a coloring-book page is
-thinner or fatter, gray, anti-aliased and much denser; a network that only saw OpenMoji
-paints what it saw most near dark pixels and smears the whole page. :func:`restyle` changes,
-per training picture and at random, how its line art looks (the colors stay the truth):
-
-* stroke width: ink eroded fatter or dilated thinner by one pixel;
-* darkness: ink lightened to a gray (pencil);
-* anti-aliasing: a slight blur;
-* OpenCV-extracted lines (the blog's own data) instead of the drawn layer;
-* scale: four pictures at half size tiled 2 x 2 (denser detail, as in a busy drawing), or
-  the middle of a picture enlarged (sparser, fatter).
+Notebook 05 ("Real sketches") trains with them so that thinner, gray or denser drawings
+than OpenMoji's still color well (:func:`restyle`).
 """
 import dataclasses
 
@@ -57,6 +47,16 @@ def zoom(image, scale):
 
 def restyle(lines, colors, rng, styles=None):
     """Augment a batch: uint8 lines (N,H,W), colors (N,H,W,3) -> new (lines, colors).
+
+    Per picture and at random (:class:`LineStyles` gives the chances), its line art changes
+    (the colors stay the truth):
+
+    * stroke width: ink eroded fatter or dilated thinner by one pixel;
+    * darkness: ink lightened to a gray (pencil);
+    * anti-aliasing: a slight blur;
+    * OpenCV-extracted lines (the blog's own data) instead of the drawn layer;
+    * scale: four pictures at half size tiled 2 x 2 (denser detail, as in a busy drawing),
+      or the middle of a picture enlarged (sparser, fatter).
 
     Deterministic given ``rng`` (a numpy RandomState): a resumed run draws the same.
     Stroke widths and blur are for 128 px pictures and scale with the pictures' height.

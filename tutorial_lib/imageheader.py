@@ -1,11 +1,7 @@
 """A picture's width and height from its file header, before anything is decoded.
 
-OpenCV decodes a whole file before anyone can look at its size: a 948 KB PNG that claims
-30000 x 30000 pixels takes half a minute and gigabytes before a size check after the
-decode could refuse it. :func:`image_size` reads the few header bytes that hold the size
-(PNG, JPEG, WebP, and the BMP, GIF and TIFF that OpenCV also reads), so callers can refuse
-a picture that is too large in microseconds. :func:`check_image_bytes` does both in one
-call. Used by :func:`data.read_image` and :func:`hints.load_hint_png`.
+OpenCV decodes a whole file before its size can be checked; :func:`check_image_bytes` lets
+:func:`images.read_image` and :func:`hints.load_hint_png` refuse a huge picture first.
 """
 import struct
 

@@ -1,17 +1,9 @@
-"""Line extraction from colored pictures, and how good it is.
+"""Line extraction from colored pictures (the blog's OpenCV recipe) and its score against
+human line art (notebook 01).
 
-The blog made its training pairs with OpenCV: take a colored picture, turn it gray, *dilate*
-it (every pixel becomes the brightest pixel in a ``k x k`` window), subtract the original and
-invert. Where the picture is flat the dilation changes nothing and the result is white
-paper; next to a dark edge the dilation brightens the dark side, so the difference is large
-and the inverted result is ink. ``k`` controls how far from an edge a pixel may be and still
-become ink, i.e. the line thickness.
-
-OpenMoji ships the human-drawn line layer of every picture, so here, unlike the blog, the
-extracted lines can be *scored* against real line art: :func:`score_lines` gives precision,
-recall and F1 of ink pixels with a small spatial tolerance, :func:`sweep` tries a grid of
-settings and :func:`best` picks the winner (notebook 01; the command line is
-``python -m tutorial_lib.lines sweep``, see :mod:`tutorial_lib.lines_cli`).
+:func:`extract_lines` dilates, subtracts and inverts; :func:`score_lines` gives precision,
+recall and F1 of ink pixels with a small spatial tolerance; :func:`sweep` tries a grid of
+settings and :func:`best` picks the winner (``python -m tutorial_lib.lines sweep``).
 
 Conventions (the whole course): color images are uint8 ``(H,W,3)`` RGB; line images are
 uint8 ``(H,W)`` with 255 = white paper and 0 = black ink. Every function here also takes a
@@ -33,10 +25,9 @@ DEFAULT_CANNY_THICKNESS = (1, 2, 3, 5, 7, 9)
 DEFAULT_CANNY_HIGH = (50, 100, 200, 400, 800)
 
 # The blog recipe's best settings (kernel side, threshold) per picture size, chosen by
-# F1 against the human lines on TRAINING pictures (``sweep --split train --method dilate``):
-# 128 px: kernel 5, threshold 64, F1 0.981 (first 400 train pictures); 256 px: kernel 11,
-# threshold 64 (F1 0.970 on the test split, notebook 01). Used by training runs that learn
-# from extracted lines (TrainConfig.lines = 'extracted') and by notebook 07's domain gap.
+# F1 against the human lines (``sweep --method dilate``; notebook 01 shows the sweep). Used
+# by training runs that learn from extracted lines (TrainConfig.lines = 'extracted') and by
+# notebook 07's domain gap.
 BEST_SETTINGS = {128: (5, 64), 256: (11, 64)}
 
 
@@ -159,6 +150,11 @@ def _finish(diff, threshold, normalize):
 
 def extract_lines(image, kernel_size=3, threshold=None, normalize=False):
     """The blog's recipe: gray -> dilate -> |dilated - gray| -> invert.
+
+    The dilation makes every pixel the brightest one in a ``k x k`` window. Where the
+    picture is flat it changes nothing and the result is white paper; next to a dark edge
+    it brightens the dark side, so the difference is large and the inverted result is ink.
+    ``k`` sets how far from an edge a pixel may be and still become ink: the line thickness.
 
     Parameters
     ----------
