@@ -41,7 +41,7 @@ def test_environment_pip_section_installs_into_fresh_venv(tmp_path):
         req.unlink()
     proc = subprocess.run(
         [py, '-c', 'import tutorial_lib, chainer, cv2, resvg_py, matplotlib, ipywidgets; '
-                   'from tutorial_lib import selfcheck; import sys; '
+                   'from tutorial_lib.infra import selfcheck; import sys; '
                    'sys.exit(0 if all(ok for _, ok, _ in selfcheck.run()) else 1)'],
         cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr

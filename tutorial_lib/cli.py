@@ -1,13 +1,5 @@
-"""What every ``python -m tutorial_lib.<command>`` does with an expected error.
-
-A learner who types a wrong path, a picture that is too large or a damaged checkpoint gets
-one line on stderr (``error: ...``) and exit status 2, the status ``argparse`` uses for a
-bad command line, instead of a traceback. Bugs (anything else) still show their traceback.
-
-    @cli.command
-    def main(argv=None):
-        ...
-"""
+"""What every ``python -m tutorial_lib.<command>`` does with an expected error (a wrong path, a
+picture too large, a damaged checkpoint): one line on stderr and exit status 2, no traceback."""
 import functools
 import sys
 
@@ -29,7 +21,14 @@ def message(exc):
 
 
 def command(main):
-    """Wrap a command line's ``main(argv)``: expected errors -> one stderr line, status 2."""
+    """Wrap a command line's ``main(argv)``: expected errors -> one ``error: ...`` line on
+    stderr and status 2 (the status ``argparse`` uses for a bad command line); bugs (anything
+    else) still show their traceback::
+
+        @cli.command
+        def main(argv=None):
+            ...
+    """
     @functools.wraps(main)
     def wrapped(*args, **kwargs):
         try:

@@ -1,30 +1,5 @@
-"""Pick the array backend once: CuPy on a CUDA GPU when possible, numpy otherwise.
-
-Everything that moves arrays between CPU and GPU goes through this module, so a
-learner can ask one question -- ``backend.describe()`` -- and get one clear line, e.g.
-
-    GPU via CuPy (NVIDIA H100 80GB HBM3; CuPy 14.2.0, CUDA 13.0; cuDNN off: ...)
-    CPU via numpy (CuPy is not installed (pip install .[gpu] adds it))
-
-``TUTORIAL_DEVICE`` chooses: ``auto`` (the default: the GPU when CuPy, a CUDA device and
-Chainer's CUDA support all work, else the CPU), ``cpu`` (force the CPU even when a GPU
-is present, e.g. to compare speeds) or ``gpu`` (a missing GPU is an error that says why).
-
-Chainer 7.8.1 on today's CuPy
------------------------------
-CuPy 14 (``cupy-cuda12x`` / ``cupy-cuda13x``) ships no cuDNN bindings, so Chainer runs
-its convolutions as im2col + cuBLAS, which works; but Chainer then warns "cuDNN is not
-enabled. Please reinstall CuPy..." while it is being imported, and its CuPy version
-check warns about a CuPy newer than it knows. Neither is something a learner can act
-on. :func:`apply_env_defaults` sets ``CHAINER_CUDNN=0`` (only when CuPy is importable
-and has no cuDNN bindings) and ``CHAINER_WARN_VERSION_MISMATCH=0`` -- each only when the
-user has not set it -- and :func:`describe` states the cuDNN situation in its one line
-instead. It runs when this module is imported and must run before ``import chainer``
-to silence the import-time warning; this module therefore never imports Chainer at
-import time (``tutorial_lib/__init__.py`` should import it before anything that
-imports Chainer). If Chainer was imported first anyway, it still marks cuDNN as
-switched off on purpose in ``chainer.backends.cuda``, so later device moves stay quiet.
-"""
+"""Pick the array backend once -- CuPy on a CUDA GPU when possible, numpy otherwise -- and say
+which in one line, ``backend.describe()`` (every notebook prints it; ``TUTORIAL_DEVICE`` chooses)."""
 import importlib.util
 import os
 import sys
@@ -39,6 +14,20 @@ CUDNN_OFF = 'cuDNN off: CuPy 14 ships no cuDNN bindings, Chainer uses im2col + c
 # Environment variables this module set (name -> value), for describe() and the tests.
 ENV_SET = {}
 
+
+# TUTORIAL_DEVICE: 'auto' (the default: the GPU when CuPy, a CUDA device and Chainer's CUDA
+# support all work, else the CPU), 'cpu' (force the CPU even when a GPU is present, e.g. to
+# compare speeds) or 'gpu' (a missing GPU is an error that says why).
+#
+# Chainer 7.8.1 on today's CuPy: CuPy 14 ships no cuDNN bindings, so Chainer runs its
+# convolutions as im2col + cuBLAS, which works; but Chainer then warns "cuDNN is not
+# enabled. Please reinstall CuPy..." while it is imported, and its version check warns about
+# a CuPy newer than it knows. A learner cannot act on either, so apply_env_defaults() sets
+# CHAINER_CUDNN=0 (only when CuPy has no cuDNN bindings) and CHAINER_WARN_VERSION_MISMATCH=0,
+# each only when the user has not set it, and describe() states the cuDNN situation instead.
+# It must run before `import chainer`, so this module never imports Chainer at import time
+# and tutorial_lib/__init__.py imports it first. If Chainer was imported first anyway,
+# cuDNN is still marked as off on purpose in chainer.backends.cuda, so device moves stay quiet.
 
 # ---------------------------------------------------------------------------------------
 # Chainer's environment variables, before Chainer is imported

@@ -1,23 +1,5 @@
-"""Make Chainer 7.8.1 (released 2020) import and run on today's numpy and Python.
-
-Import this module before ``chainer``; ``import tutorial_lib`` does it for you.
-Every patch below is small, restores something numpy or setuptools removed, and is
-skipped when the running version still has it, so the module is harmless on old stacks.
-
-What Chainer 7.8.1 needs that a 2026 stack no longer has:
-
-* ``np.sctypes`` (removed in numpy 2.0): ``chainer.utils.type_check`` and
-  ``chainer.backends`` read ``np.sctypes['int']`` / ``['float']`` at import time.
-* ``numpy.distutils`` (removed for Python >= 3.12 and numpy >= 2): Chainer's
-  ``chainer._environment_check`` imports ``numpy.distutils.system_info`` to print
-  BLAS information; a stub with an empty ``get_info`` is enough.
-* the old scalar aliases ``np.float``, ``np.int``, ``np.bool``, ``np.complex``,
-  ``np.object`` (removed in numpy 1.24): ``F.resize_images`` uses ``numpy.float``.
-* ``pkg_resources`` (removed in setuptools 81): ``chainer/__init__.py`` imports it to
-  check the installed CuPy version. We keep runtime ``setuptools<81`` in the
-  requirements; when it is missing anyway we install a tiny stand-in so that
-  ``import chainer`` does not fail for a reason a learner cannot act on.
-"""
+"""Make Chainer 7.8.1 (released 2020) import and run on today's numpy, setuptools and Python;
+``import tutorial_lib`` applies it before anything imports chainer (notebook 00 lists the patches)."""
 import os
 import re
 import sys
@@ -26,6 +8,20 @@ import warnings
 
 import numpy as np
 
+# Every patch below is small, restores something numpy or setuptools removed, and is
+# skipped when the running version still has it, so the module is harmless on old stacks.
+# What Chainer 7.8.1 needs that a 2026 stack no longer has:
+# * np.sctypes (removed in numpy 2.0): chainer.utils.type_check and chainer.backends read
+#   np.sctypes['int'] / ['float'] at import time.
+# * numpy.distutils (removed for Python >= 3.12 and numpy >= 2): chainer._environment_check
+#   imports numpy.distutils.system_info to print BLAS information; a stub with an empty
+#   get_info is enough.
+# * the old scalar aliases np.float, np.int, np.bool, np.complex, np.object (removed in
+#   numpy 1.24): F.resize_images uses numpy.float.
+# * pkg_resources (removed in setuptools 81): chainer/__init__.py imports it to check the
+#   installed CuPy version. The requirements keep runtime setuptools<81; when it is missing
+#   anyway a tiny stand-in lets `import chainer` succeed, since a learner cannot act on
+#   that failure.
 PATCHES = []  # names of the patches applied in this process, for the setup notebook
 
 

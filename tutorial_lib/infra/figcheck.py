@@ -1,22 +1,5 @@
-"""Figure check: no text of a shown figure overlaps another text or is cut at the figure's edge.
-
-Used by the tests, not taught: ``make test`` runs every notebook in QUICK mode with
-``MPLBACKEND=module://tutorial_lib.infra.figcheck``. This module is then the notebook's matplotlib
-backend: figures are drawn and displayed exactly as with the usual inline backend, but before a
-figure is shown (``plt.show()``, or the end of a cell that leaves figures open) every title,
-axis label, tick label, legend entry, annotation and figure text is measured with the renderer
-(``Text.get_window_extent``). Two texts that overlap, or a text that reaches past the figure's
-edge, raise :class:`FigureLayoutError` naming the figure and the texts, so the notebook cell fails.
-To look at one notebook by hand:
-
-    QUICK=1 MPLBACKEND=module://tutorial_lib.infra.figcheck python -m pytest --nbmake notebooks/03_adversarial.ipynb
-
-    check_figure(fig)          # raises FigureLayoutError
-    problems(fig)              # the same findings as a list of strings
-
-Rotated texts are compared as rotated rectangles, not as their bounding boxes, so slanted tick
-labels that only look close do not count. ``TOLERANCE_PX`` pixels of contact are allowed.
-"""
+"""The figure check of ``make test`` (not taught): before a notebook shows a figure, no text of it
+may overlap another text or be cut at the figure's edge."""
 import ast
 import math
 import os
@@ -26,6 +9,16 @@ import matplotlib
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib._pylab_helpers import Gcf
 
+# ``make test`` runs every notebook in QUICK mode with
+# MPLBACKEND=module://tutorial_lib.infra.figcheck. This module is then the notebook's matplotlib
+# backend: figures are drawn and displayed exactly as with the usual inline backend, but before
+# a figure is shown (plt.show(), or the end of a cell that leaves figures open) every title,
+# axis label, tick label, legend entry, annotation and figure text is measured with the
+# renderer (Text.get_window_extent); overlaps or texts past the edge raise FigureLayoutError
+# naming the figure and the texts, so the cell fails. To look at one notebook by hand:
+#     QUICK=1 MPLBACKEND=module://tutorial_lib.infra.figcheck python -m pytest --nbmake notebooks/03_adversarial.ipynb
+# Rotated texts are compared as rotated rectangles, not as their bounding boxes, so slanted
+# tick labels that only look close do not count. TOLERANCE_PX pixels of contact are allowed.
 TOLERANCE_PX = 1.0
 
 

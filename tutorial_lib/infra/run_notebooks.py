@@ -1,10 +1,7 @@
-"""Execute the course notebooks headless (``make tutorial``), in order, into a folder.
-
-QUICK is read from the environment by each notebook's ``parameters`` cell, so
-``QUICK=1 python -m tutorial_lib.infra.run_notebooks notebooks build/notebooks`` runs the
-short classroom version of everything. Stops at the first failing notebook and names
-the cell that failed.
-"""
+"""Execute the course notebooks headless (``make tutorial``), in order, into a folder:
+``QUICK=1 python -m tutorial_lib.infra.run_notebooks notebooks build/notebooks``."""
+# QUICK is read from the environment by each notebook's parameters cell (QUICK=1: the short
+# classroom version of everything). Stops at the first failing notebook and names the cell.
 import argparse
 import sys
 import time

@@ -1,13 +1,9 @@
-"""Does Chainer 7.8.1 work here? A one-minute answer, used by notebook 00 and the tests.
-
-Each check exercises one piece of Chainer that the course relies on and that a newer
-numpy or setuptools could break: convolution, deconvolution, BatchNormalization,
-the Adam optimizer, saving/loading weights (npz), and ``F.resize_images``.
-Run it from a shell with ``python -m tutorial_lib.infra.selfcheck``.
-
-This module needs only numpy and chainer, so the tests can run it in small virtual
-environments with other numpy/Python versions.
-"""
+"""Does Chainer 7.8.1 work here? A one-minute answer (notebook 00 and the tests):
+``python -m tutorial_lib.infra.selfcheck``."""
+# Each check exercises one piece of Chainer that the course relies on and that a newer numpy
+# or setuptools could break: convolution, deconvolution, BatchNormalization, the Adam
+# optimizer, saving/loading weights (npz), and F.resize_images. Only numpy and chainer are
+# needed, so the tests run it in small virtual environments with other numpy/Python versions.
 import os
 import sys
 import tempfile

@@ -1,31 +1,16 @@
-"""The PyTorch side of ``make bench-torch`` (``python -m tutorial_lib.infra.bench --torch PY``).
-
-This file is run *by path* with the Python of a separate environment that has PyTorch and
-numpy but not Chainer (``build/bench-torch-venv``); it imports nothing from tutorial_lib.
-It builds the blog's U-Net layer for layer as :mod:`tutorial_lib.models` does (same
-channel counts, kernels, strides, paddings, skip order, BatchNorm eps 2e-5 and momentum
-0.1 = Chainer's decay 0.9, biases everywhere, linear output), and times what the bench
-asks for, one step at a time, so that the bench can interleave these steps with its own:
-
-    -> {"cmd": "setup", "key": "train128_classroom", "kind": "train", "width": 0.25,
-        "size": 128, "batch": 8, "in_ch": 1}
-    <- {"ok": true, "params": 1167211}
-    -> {"cmd": "run", "key": "train128_classroom"}
-    <- {"ok": true, "seconds": 0.16}
-    -> {"cmd": "quit"}
-
-One JSON object per line on stdin/stdout. ``kind`` is "train" (forward, mean squared
-error, backward, one Adam step, ``train()`` mode) or "infer" (``eval()`` mode, no
-gradients, batch 1). ``--threads N`` sets ``torch.set_num_threads``. ``--stand-in`` builds
-no network: every step sleeps ``width * 0.01`` s (tests check the bench's interleaving and
-ratio logic with it, without PyTorch).
-"""
+"""The PyTorch side of ``make bench-torch`` (``python -m tutorial_lib.infra.bench --torch PY``): the
+blog's U-Net in PyTorch, timed one step at a time on request."""
 import argparse
 import json
 import sys
 import time
 
-# Mirrors tutorial_lib.models (tests/test_bench_torch.py checks that they stay equal).
+# This file is run by path with the Python of a separate environment that has PyTorch and
+# numpy but not Chainer (build/bench-torch-venv), so it imports nothing from tutorial_lib.
+# It builds the U-Net layer for layer as tutorial_lib.models does (same channel counts,
+# kernels, strides, paddings, skip order, BatchNorm eps 2e-5 and momentum 0.1 = Chainer's
+# decay 0.9, biases everywhere, linear output); tests/test_bench_torch.py checks that they
+# stay equal.
 ENCODER = [('c0', 32, 3, 1), ('c1', 64, 4, 2), ('c2', 64, 3, 1), ('c3', 128, 4, 2),
            ('c4', 128, 3, 1), ('c5', 256, 4, 2), ('c6', 256, 3, 1), ('c7', 512, 4, 2),
            ('c8', 512, 3, 1)]
@@ -121,6 +106,19 @@ def build(spec, stand_in):
 
 
 def serve(stdin, stdout, stand_in=False):
+    """Answer the bench's requests, one JSON object per line on stdin/stdout::
+
+        -> {"cmd": "setup", "key": "train128_classroom", "kind": "train", "width": 0.25,
+            "size": 128, "batch": 8, "in_ch": 1}
+        <- {"ok": true, "params": 1167211}
+        -> {"cmd": "run", "key": "train128_classroom"}
+        <- {"ok": true, "seconds": 0.16}
+        -> {"cmd": "quit"}
+
+    ``kind`` is "train" (forward, mean squared error, backward, one Adam step, ``train()``
+    mode) or "infer" (``eval()`` mode, no gradients, batch 1). ``stand_in``: no network, every
+    step sleeps ``width * 0.01`` s (the tests check the bench's interleaving and ratio logic
+    with it, without PyTorch)."""
     steps = {}
     for line in stdin:
         line = line.strip()
