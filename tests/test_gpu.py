@@ -240,13 +240,14 @@ def test_updaters_train_on_the_device(dev, kind):
 def test_weights_saved_from_the_device_load_on_the_cpu(dev, tmp_path):
     """save_weights of a network on the device (what FinalWeights does at the end of every
     run) and load_weights on the CPU give the same network."""
-    from tutorial_lib.models import load_unet, save_weights
+    from tutorial_lib.checkpoints import load_unet
+    from tutorial_lib.models import save_weights
     model = tiny_unet()
     model.to_device(dev.chainer_device)
     train_step_and_eval(model, dev)          # BatchNorm statistics are device arrays now
     path = str(tmp_path / 'gen.npz')
     save_weights(model, path, dict(in_ch=1, width=1 / 16))
-    back = load_unet(path)
+    back = load_unet(path, backend.resolve('cpu'))
     x = np.random.RandomState(2).uniform(-1, 1, (1, 1, 32, 32)).astype(np.float32)
     with chainer.using_config('train', False), chainer.no_backprop_mode():
         a = backend.to_cpu(model(dev.xp.asarray(x)))

@@ -4,7 +4,7 @@ import pytest
 
 import tutorial_lib  # noqa: F401  (before chainer)
 import chainer
-from tutorial_lib import models
+from tutorial_lib import checkpoints, models
 
 # (in, out, kh, kw) as printed in the blog; Convolution2D stores W as (out, in, kh, kw),
 # Deconvolution2D as (in, out, kh, kw).
@@ -136,7 +136,7 @@ def test_float16_weights_round_trip(tmp_path):
     u.bnc0.N = 7
     path = str(tmp_path / 'g.npz')
     models.save_weights(u, path, {'in_ch': 1, 'width': 1 / 8})
-    v = models.load_unet(path)
+    v = checkpoints.load_unet(path)
     for (n, p), (_, q) in zip(sorted(u.namedparams()), sorted(v.namedparams())):
         assert q.array.dtype == np.float32
         np.testing.assert_allclose(p.array, q.array, rtol=1e-3, atol=1e-4, err_msg=n)

@@ -392,11 +392,3 @@ def _sublink(link, path):
         if p == path:
             return sub
     raise KeyError(path)
-
-
-def load_unet(path):
-    """Build a UNET from a :func:`save_weights` file whose meta holds in_ch and width."""
-    meta = read_meta(path)
-    model = UNET(in_ch=meta.get('in_ch', 1), width=meta.get('width', 1.0))
-    load_weights(model, path)
-    return model
