@@ -97,6 +97,48 @@ def test_resume_refuses_a_different_config(tmp_path):
     assert r.resumed_from is None and r.iteration == 6
 
 
+def test_a_run_folder_written_before_config_kinds_resumes(tmp_path):
+    run(TINY.replace(iterations=3), tmp_path / 'old')
+    path = tmp_path / 'old' / 'config.json'
+    info = json.loads(path.read_text())
+    for field in ('kind', 'line_styles'):      # fields added since
+        del info['config'][field]
+    path.write_text(json.dumps(info))
+    assert run(TINY, tmp_path / 'old').iteration == 6
+
+
+def test_config_kind_is_explicit_or_derived_once():
+    assert [configs.get(n).kind for n in ('classroom_l2', 'classroom_hints',
+                                          'classroom_stage2')] == ['lines', 'hints', 'stage2']
+    for name in ('classroom_adv', 'classroom_hints_blog', 'quick_stage2'):
+        old = configs.get(name).to_dict()
+        del old['kind']                             # a config.json of an older run
+        again = configs.from_dict(old)
+        assert type(again) is type(configs.get(name)) and again == configs.get(name)
+    with pytest.raises(ValueError, match='unknown config kind'):
+        configs.from_dict(dict(TINY.to_dict(), kind='nope'))
+
+
+def test_the_updater_follows_the_config_kind(tmp_path):
+    cases = {'quick': 'ReconstructionUpdater', 'quick_adv': 'AdversarialUpdater',
+             'quick_hints_fill': 'LineStyleUpdater', 'quick_hints': 'ReconstructionUpdater'}
+    for name, cls in cases.items():
+        cfg = configs.get(name).replace(data='synthetic')
+        r = training.build_trainer(cfg, str(tmp_path / name), progress=False)
+        assert type(r.trainer.updater).__name__ == cls, name
+        assert (r.trainer.updater.input_fn is None) == (cfg.kind == 'lines'), name
+
+
+def test_obtain_shows_the_shipped_checkpoint_in_quick_mode():
+    for name in ('classroom_l2', 'classroom_hints'):
+        if not (checkpoints.checkpoints_dir() / name / 'gen.npz').exists():
+            pytest.skip('%s is not shipped' % name)
+        t = training.obtain(name, source='quick')
+        assert t.source.startswith('shipped checkpoint') and t.log, name
+    with pytest.raises(ValueError, match='source must be'):
+        training.obtain('classroom_l2', source='nope')
+
+
 def _cli(out, iterations, **popen):
     cmd = [sys.executable, '-m', 'tutorial_lib.train', '--config', 'quick', '--data',
            'synthetic', '--train-limit', '16', '--out', str(out), '--iterations',

@@ -241,8 +241,8 @@ CONFIGS.update({
     'quick_stage2': Stage2Config(
         'quick_stage2', 'tiny smoke-test run of the second stage',
         in_ch=4, width=1 / 16, size=64, stage1_size=16, crop=32, rec_loss='l1',
-        line_styles=True, stage1='quick_hints', batch_size=2, iterations=4, train_limit=16, log_interval=1,
-        snapshot_interval=2, preview_interval=2, n_preview=2),
+        line_styles=True, stage1='quick_hints', batch_size=2, iterations=4, train_limit=16,
+        log_interval=1, snapshot_interval=2, preview_interval=2, n_preview=2),
     'classroom_stage2': Stage2Config(
         'classroom_stage2', 'second stage at 512 px (L1, trained on 256 px crops) refining '
         'classroom_hints', in_ch=4, width=1 / 8, size=512, stage1_size=128, crop=256,

@@ -156,7 +156,7 @@ class FinalWeights(training.Extension):
         if trainer.updater.iteration >= self.stop:
             meta = dict(in_ch=self.config.in_ch, width=self.config.width,
                         config=self.config.name, iteration=trainer.updater.iteration)
-            if getattr(self.config, 'hint_recipe', None):   # how its stage-1 hints look
+            if self.config.kind == 'hints':   # how its hints were simulated
                 meta['hint_recipe'] = self.config.hint_recipe
             meta.update(getattr(self.gen, 'save_meta', {}))  # e.g. a residual stage 2
             save_weights(self.gen, os.path.join(trainer.out, 'gen.npz'), meta)

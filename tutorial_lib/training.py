@@ -120,16 +120,14 @@ def _stage2_pictures(config, split):
         p = synthetic_pairs(config.train_limit or 32 if split == 'train' else n, config.size,
                             seed=config.seed + (split == 'test'), split=split)
         return p.names, p.lines, p.colors, small_lines(p.lines)
-    if config.data == 'samples' or not data.is_built():
+    samples = config.data == 'samples' or not data.is_built()
+    big, where = data.pictures(split, config.size, limit=n, samples=samples)
+    if samples:
         if config.data != 'samples':
-            print('The OpenMoji cache is not built (make data); stage 2 trains on the '
-                  'committed samples instead (TEST pictures: for trying the machinery only).',
-                  file=sys.stderr)
-        p = data.load_samples(size=config.size)
-        p = p.subset(range(min(len(p), n or len(p))))
-        return p.names, p.lines, p.colors, small_lines(p.lines)
-    big = data.load_split_resized(split, config.size, limit=n)
-    small = data.load_split_resized(split, config.stage1_size, limit=n)
+            print('stage 2 trains on %s: TEST pictures, for trying the machinery only'
+                  % where, file=sys.stderr)
+        return big.names, big.lines, big.colors, small_lines(big.lines)
+    small, _ = data.pictures(split, config.stage1_size, limit=n, samples=False)
     if list(big.names) != list(small.names):
         raise RuntimeError('the %d and %d px splits list different pictures'
                            % (config.size, config.stage1_size))
@@ -157,8 +155,7 @@ def stage2_pairs(config, progress=True):
     pnames, plines, pcolors, psmall = _stage2_pictures(config, 'test')
     low = stage2.stage1_colors(gen1, psmall)       # previews: stage 1 without hints
     plines, pcolors = np.asarray(plines), np.asarray(pcolors)
-    extra = encode_colors(np.stack([resize(c, plines.shape[1:3])
-                                    for c in low]))
+    extra = encode_colors(np.stack([resize(c, plines.shape[1:3]) for c in low]))
     return train_pairs, ExtraPairs(list(pnames), plines, pcolors, 'test', extra)
 
 

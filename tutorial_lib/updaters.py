@@ -55,7 +55,8 @@ class EpochShuffle:
         self.seed = int(seed)
 
     def __call__(self, current_order, current_position):
-        key = zlib.crc32(np.asarray(current_order, np.int64).tobytes()) ^ (self.seed * 2654435761 % 2**32)
+        key = zlib.crc32(np.asarray(current_order, np.int64).tobytes()) \
+            ^ (self.seed * 2654435761 % 2**32)
         return np.random.RandomState(key % 2**32).permutation(len(current_order))
 
 

@@ -423,3 +423,58 @@ def drawings_sheet(result, n=8, size=1.9):
         titles += [names[i].split('__')[-1], 'no hints']
     return show_grid(images, titles, ncols=4, size=size, credit=result['credit'],
                      suptitle='Held-out line drawings, colored without hints')
+
+
+def draw_unet(rows, ax=None):
+    """Draw the U: encoder going down on the left, decoder coming up on the right,
+    skip connections as arrows across. ``rows`` = :func:`shape_table`'s output."""
+    import matplotlib.pyplot as plt
+    if ax is None:
+        _, ax = plt.subplots(figsize=(13, 4.6), layout='constrained')
+    enc = [r for r in rows if r['name'].startswith('c')]
+    dec = [r for r in rows if r['name'].startswith('dc')]
+    pos = {}
+    size0 = enc[0]['input'][1]
+    import math
+
+    def level(r):  # encoder boxes sit at their output size, decoder boxes at their input
+        side = r['output'][1] if r['name'].startswith('c') else r['input'][1]
+        return int(round(math.log2(size0 / side)))
+    for i, r in enumerate(enc):
+        pos[r['name']] = (i, -level(r))
+    n = len(enc)
+    for j, r in enumerate(dec):
+        pos[r['name']] = (n + j, -level(r))
+    for r in rows:
+        x, y = pos[r['name']]
+        color = '#8fb8de' if r['name'].startswith('c') else (
+            '#f4a582' if r['kind'] == 'deconv' else '#fddbc7')
+        ax.add_patch(plt.Rectangle((x - 0.4, y - 0.3), 0.8, 0.6, color=color, ec='k'))
+        ax.text(x, y + 0.08, r['name'], ha='center', va='center', fontsize=9,
+                fontweight='bold')
+        c, hh, ww = r['output']
+        ax.text(x, y - 0.14, '%d\u00d7%d\u00b2' % (c, hh), ha='center',
+                va='center', fontsize=6)
+    order = [r['name'] for r in rows]
+    for a, b in zip(order[:-1], order[1:]):
+        (x0, y0), (x1, y1) = pos[a], pos[b]
+        ax.annotate('', xy=(x1 - 0.4, y1), xytext=(x0 + 0.4, y0),
+                    arrowprops=dict(arrowstyle='->', color='0.3'))
+    enc_of = {'e' + r['name'][1:]: r['name'] for r in enc}
+    for r in dec:
+        if r['skip']:
+            src = enc_of[r['skip']]
+            (x0, y0), (x1, y1) = pos[src], pos[r['name']]
+            # every arc rises the same 0.45 above its boxes (an arc3 curve peaks at
+            # rad * distance / 2), so the long ones stay below the title
+            rad = -0.9 / max(1.0, abs(x1 - x0))
+            ax.annotate('', xy=(x1, y1 + 0.3), xytext=(x0, y0 + 0.3),
+                        arrowprops=dict(arrowstyle='->', color='#b2182b', lw=1.3,
+                                        connectionstyle='arc3,rad=%g' % rad))
+    ax.text(-0.6, 1.0, 'skip connections (concat) in red', color='#b2182b', fontsize=9)
+    ax.set_xlim(-1, len(rows))
+    ax.set_ylim(-level(enc[-1]) - 0.6, 1.3)
+    ax.set_axis_off()
+    ax.set_title('The blog\'s U-Net: encoder c0..c8 (blue), decoder dc8..dc0 '
+                 '(orange = 4x4 stride-2 deconvolution)')
+    return ax
