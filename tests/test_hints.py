@@ -325,6 +325,25 @@ def test_truth_hint_dot_is_a_13_pixel_disk_of_the_mean_color():
     np.testing.assert_array_equal(rgb2[0], ref_rgb)
 
 
+def test_truth_hint_center_fill_is_the_color_under_the_dot_centre():
+    color = _picture(30, 30, seed=5)                       # every pixel its own color
+    for seed in range(8):
+        rgb, mask = H.truth_hints(color, 1, seed=seed, radius=2, fill='center')
+        if mask.sum() < 13:                                  # clipped at the border
+            continue
+        top, left = _one_dot(mask, DISK_2)
+        assert (rgb[mask] == color[top + 2, left + 2]).all()
+        # the same place as the mean-filled dot of the same seed, another color
+        mean_rgb, mean_mask = H.truth_hints(color, 1, seed=seed, radius=2)
+        np.testing.assert_array_equal(mask, mean_mask)
+        assert not np.array_equal(rgb[mask], mean_rgb[mask])
+        break
+    else:
+        raise AssertionError('no unclipped dot drawn')
+    with pytest.raises(ValueError, match="fill must be 'mean' or 'center'"):
+        H.truth_hints(color, 1, fill='median')
+
+
 def test_truth_hints_only_where_allowed():
     color = _picture(20, 20)
     line = np.full((20, 20), 255, np.uint8)

@@ -282,7 +282,7 @@ def colored_off_ink(lines, colors, ink=INK_THRESHOLD, paper=PAPER_LEVEL):
     return (np.asarray(lines) >= ink) & (np.asarray(colors) < paper).any(axis=-1)
 
 
-def _truth_hints_one(color, n, rng, radius, where):
+def _truth_hints_one(color, n, rng, radius, where, fill):
     color = _check_color(color)
     h, w = color.shape[:2]
     places = np.arange(h * w) if where is None else np.flatnonzero(np.asarray(where, bool))
@@ -299,31 +299,36 @@ def _truth_hints_one(color, n, rng, radius, where):
         y0, y1, x0, x1 = max(y - r, 0), min(y + r + 1, h), max(x - r, 0), min(x + r + 1, w)
         disk = kernel[y0 - y + r:y1 - y + r, x0 - x + r:x1 - x + r]  # clipped at the border
         win_rgb, win_mask = hint_rgb[y0:y1, x0:x1], mask[y0:y1, x0:x1]  # views
-        win_rgb[disk] = np.rint(color[y0:y1, x0:x1][disk].mean(axis=0)).astype(np.uint8)
+        win_rgb[disk] = color[y, x] if fill == 'center' else np.rint(
+            color[y0:y1, x0:x1][disk].mean(axis=0)).astype(np.uint8)
         win_mask |= disk
     return hint_rgb, mask
 
 
-def truth_hints(colors, n, seed=0, radius=0, where=None):
+def truth_hints(colors, n, seed=0, radius=0, where=None, fill='mean'):
     """Exactly ``n`` hints per true picture -> (hint_rgb uint8 (...,H,W,3), mask bool (...,H,W)).
 
     ``colors``: one picture (H,W,3) or a batch (N,H,W,3). Each hint is a disk of ``radius``
-    px (0 = one pixel) filled with the true mean color under it, like a careful user's dot,
-    centred on a uniform random pixel (or one where ``where``, bool (...,H,W), is True, e.g.
-    :func:`colored_off_ink`). Picture i draws one permutation of ``RandomState([seed, i])``
+    px (0 = one pixel) centred on a uniform random pixel (or one where ``where``, bool
+    (...,H,W), is True, e.g. :func:`colored_off_ink`), filled with the true mean color under
+    it (``fill='mean'``, the hints curve's textbook dot) or with the true color of its centre
+    pixel (``fill='center'``: a user who picks the color of the region the dot sits in).
+    Picture i draws one permutation of ``RandomState([seed, i])``
     and takes its first ``n`` positions: the 10 hints contain the 5, so curves of quality
     vs number of hints are nested, and every model compared gets the same hints.
     """
+    if fill not in ('mean', 'center'):
+        raise ValueError("fill must be 'mean' or 'center', got %r" % (fill,))
     colors = np.asarray(colors)
     if colors.ndim == 3:
         rgb, mask = truth_hints(colors[None], n, seed, radius,
-                                None if where is None else np.asarray(where)[None])
+                                None if where is None else np.asarray(where)[None], fill)
         return rgb[0], mask[0]
     rgb = np.zeros(colors.shape, np.uint8)
     mask = np.zeros(colors.shape[:3], bool)
     for i, c in enumerate(colors):
         rgb[i], mask[i] = _truth_hints_one(c, n, np.random.RandomState([seed, i]), radius,
-                                           None if where is None else where[i])
+                                           None if where is None else where[i], fill)
     return rgb, mask
 
 
