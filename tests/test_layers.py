@@ -14,6 +14,23 @@ MAX_FUNCTION_LINES = 60    # body lines; the docstring aside
 # Imports that may stay inside a function: optional heavy dependencies, which a module
 # must not pull in at import time (the course runs without them).
 OPTIONAL = {'cupy', 'cupyx', 'playwright', 'torch', 'mpi4py', 'chainermn', 'ipycanvas'}
+# The layers README's Layout section shows: a module imports only from its own layer or
+# below. A new module must be given a layer here.
+LAYERS = {
+    'infra (under the course)': 'infra infra.compat infra.backend infra.fastpath infra.fastconv '
+                                'infra.fastbn infra.fastadam infra.threads infra.im2col '
+                                'infra.figcheck infra.torch_bench_worker',
+    'pictures and plumbing': 'images atomic imageheader cli configs pairs',
+    'ideas': 'lines openmoji models hints fill hint_unet augment metrics viz',
+    'data and checkpoints': 'data cache checkpoints stage2 sketch_cache sketch_rule',
+    'training and measuring': 'training updaters extensions evaluation gan_measures distributed',
+    'what a learner runs': 'colorize shipping failures widgets sketches train stage2_cli '
+                           'lines_cli',
+    'infra tools': 'infra.bench infra.bench_workloads infra.bench_profile infra.bench_torch '
+                   'infra.gpu_check infra.gpu_cases infra.gpu_report infra.selfcheck '
+                   'infra.run_notebooks',
+    'old command names (shims)': 'bench gpu_check selfcheck run_notebooks',
+}
 
 
 def module_name(path):
@@ -160,6 +177,22 @@ def test_functions_are_short():
 def test_every_module_says_what_it_is_for():
     missing = [n for n, p in modules().items() if not ast.get_docstring(ast.parse(p.read_text()))]
     assert missing == []
+
+
+def layer_of():
+    return {'tutorial_lib.' + m: i for i, names in enumerate(LAYERS.values()) for m in names.split()}
+
+
+def test_every_module_has_a_layer():
+    assert sorted(set(modules()) - set(layer_of()) - {'tutorial_lib'}) == []
+
+
+def test_imports_go_down_the_layers():
+    graph, _ = import_graph()
+    layer = layer_of()
+    up = ['%s -> %s' % (m, t) for m, targets in graph.items() if m in layer
+          for t in sorted(targets) if layer.get(t, -1) > layer[m]]
+    assert up == []
 
 
 def test_cycle_finder_bites():
