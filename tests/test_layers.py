@@ -21,7 +21,7 @@ LAYERS = {
                                 'infra.fastbn infra.fastadam infra.threads infra.im2col '
                                 'infra.figcheck infra.torch_bench_worker',
     'pictures and plumbing': 'images atomic imageheader cli configs pairs',
-    'ideas': 'lines openmoji models hints fill hint_unet augment metrics viz',
+    'ideas': 'lines openmoji models patch_dis hints fill hint_unet augment metrics viz',
     'data and checkpoints': 'data cache checkpoints stage2 sketch_cache sketch_rule',
     'training and measuring': 'training updaters extensions evaluation gan_measures distributed',
     'what a learner runs': 'colorize shipping failures widgets sketches train stage2_cli '

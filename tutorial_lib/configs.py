@@ -33,6 +33,9 @@ class TrainConfig:
     # what is learned
     rec_loss: str = 'l2'          # 'l2' (the blog) or 'l1' (PaintsChainer's released code)
     adv_weight: float = 0.0       # 0: no discriminator; > 0: rec + adv_weight * adversarial
+    dis: str = 'blog'             # the Ad-boss: 'blog' (models.DIS: colors only, one verdict)
+    #                               or 'patch' (patch_dis.PatchDIS: lines + colors, a verdict
+    #                               per patch; beyond the blog)
     # the networks
     width: float = 0.25           # channel multiplier: 1 = the blog
     in_ch: int = 1                # 1 = line only; 4 = line + RGB hints (a later notebook)
@@ -117,17 +120,18 @@ CONFIGS = {
         '(the blog\'s data) instead of the human line layer', lines='extracted',
         **_CLASSROOM),
     # Notebook 03's GAN lesson within a CPU budget: start from the shipped L2 U-Net (it
-    # already draws the picture right) and train on with PaintsChainer's released recipe,
-    # L1 + the Ad-boss, at two weights: one where color appears, one where it takes over.
+    # already draws the picture right) and train on with L1 + an Ad-boss. With the blog's
+    # Ad-boss (colors only, one verdict) 800 steps did not make color visible; the patch
+    # Ad-boss, which sees the lines too, did: one weight where color appears, one where
+    # the Ad-boss takes over. Adam beta1 0.5, as GANs are usually trained.
     'classroom_gan_color': TrainConfig(
-        'classroom_gan_color', 'warm start from classroom_l2, L1 + Ad-boss (the '
-        'released recipe) at a weight where color appears',
-        rec_loss='l1', adv_weight=0.1, init_from='classroom_l2',
-        **dict(_CLASSROOM, iterations=800)),
+        'classroom_gan_color', 'warm start from classroom_l2, L1 + the patch Ad-boss at a '
+        'weight where color appears', rec_loss='l1', adv_weight=0.05, dis='patch',
+        init_from='classroom_l2', beta1=0.5, **dict(_CLASSROOM, iterations=1000)),
     'classroom_gan_harsh': TrainConfig(
-        'classroom_gan_harsh', 'warm start from classroom_l2, L1 + an Ad-boss weighted so '
-        'high that it takes over', rec_loss='l1', adv_weight=1.0, init_from='classroom_l2',
-        **dict(_CLASSROOM, iterations=800)),
+        'classroom_gan_harsh', 'warm start from classroom_l2, L1 + the patch Ad-boss '
+        'weighted so high that it takes over', rec_loss='l1', adv_weight=1.0, dis='patch',
+        init_from='classroom_l2', beta1=0.5, **dict(_CLASSROOM, iterations=1000)),
     'blog_l2': TrainConfig(
         'blog_l2', 'the blog\'s scale (GPU): width 1, 128 px, batch 16, L2 only',
         width=1.0, size=128, batch_size=16, iterations=20000, alpha_g=1e-4,

@@ -32,6 +32,7 @@ from .hint_unet import HintFillUNET
 from .images import resize
 from .infra import backend as backend_mod
 from .models import DIS, UNET, encode_colors, read_meta
+from .patch_dis import PatchDIS
 from .models import warm_start as copy_weights
 from .pairs import SimplePairs, synthetic_pairs
 from .updaters import Zip, adam, make_iterator, updater_for
@@ -82,7 +83,12 @@ def build_models(config, backend=None, network=None):
     b = backend or backend_mod.current()
     np.random.seed(config.seed)  # Chainer's initializers draw from numpy's generator
     gen = network(in_ch=config.in_ch, width=config.width) if network else new_unet(config)
-    dis = DIS(width=config.width, image_size=config.size) if config.adversarial else None
+    if config.dis not in ('blog', 'patch'):
+        raise ValueError("config.dis must be 'blog' or 'patch', got %r" % (config.dis,))
+    dis = None
+    if config.adversarial:
+        dis = PatchDIS() if config.dis == 'patch' else DIS(width=config.width,
+                                                           image_size=config.size)
     if config.kind == 'lines' and config.init_from and network is None:
         # warm start: every weight (and BN statistic) copied
         path = checkpoints_dir() / config.init_from / 'gen.npz'

@@ -6,6 +6,7 @@ the reconstruction loss, 03 the Ad-boss, 04 the hint inputs and 05 the stage-2 b
 * :class:`ReconstructionUpdater`: the blog's first attempt, L2 (or L1) between the U-Net's
   output and the true colors; :class:`LineStyleUpdater` restyles the line art of each batch;
 * :class:`AdversarialUpdater`: the same plus the Ad-boss (:class:`models.DIS`);
+  :class:`PatchAdversarialUpdater` with the patch Ad-boss (:class:`patch_dis.PatchDIS`);
 * :class:`Stage2Updater`: batches of :func:`stage2.assemble_stage2`;
 * :func:`updater_for`: the one place that picks the updater from ``config.kind``.
 
@@ -232,6 +233,48 @@ class AdversarialUpdater(ReconstructionUpdater):
                         'acc': acc}, self.dis)
 
 
+
+class PatchAdversarialUpdater(AdversarialUpdater):
+    """Reconstruction + the patch Ad-boss (:class:`patch_dis.PatchDIS`), beyond the blog.
+
+    The Ad-boss sees the line beside the colors and answers per patch, so its losses are
+    sigmoid cross-entropies averaged over the patches (label 1 = real). The U-Net step:
+    ``rec + adv_weight * CE(DIS(line, y), real)``; the Ad-boss step: ``CE(DIS(line, y),
+    fake) + CE(DIS(line, t), real)``. Reports the same keys as :class:`AdversarialUpdater`
+    (``dis/acc``: the share of patches judged right).
+    """
+
+    def update_core(self):
+        x, t = self.next_batch()
+        line = x[:, :1]       # the Ad-boss reads the line art, not the hint channels
+        y = self.gen(x)
+        loss_rec = reconstruction_loss(y, t, self.rec_loss)
+        score = self.dis(F.concat([line, y], axis=1))
+        loss_adv = F.sigmoid_cross_entropy(score, self._labels(score, 1))
+        loss_gen = loss_rec + self.adv_weight * loss_adv
+        self.gen.cleargrads()
+        loss_gen.backward()
+        self.get_optimizer('gen').update()
+
+        y.unchain_backward()
+        score_fake = self.dis(F.concat([line, y], axis=1))
+        score_real = self.dis(F.concat([line, t], axis=1))
+        loss_fake = F.sigmoid_cross_entropy(score_fake, self._labels(score_fake, 0))
+        loss_real = F.sigmoid_cross_entropy(score_real, self._labels(score_real, 1))
+        loss_dis = loss_fake + loss_real
+        self.dis.cleargrads()
+        loss_dis.backward()
+        self.get_optimizer('dis').update()
+
+        acc = ((score_fake.array < 0).mean() + (score_real.array > 0).mean()) / 2
+        chainer.report({'loss': loss_gen, 'loss_rec': loss_rec, 'loss_adv': loss_adv},
+                       self.gen)
+        chainer.report({'loss': loss_dis, 'loss_real': loss_real, 'loss_fake': loss_fake,
+                        'acc': acc}, self.dis)
+
+    def _labels(self, score, value):
+        return self.backend.xp.full(score.shape, value, np.int32)
+
 class Stage2Updater(ReconstructionUpdater):
     """The reconstruction updater with :func:`stage2.assemble_stage2` batches.
 
@@ -274,7 +317,7 @@ def updater_for(config, iterator, gen, opt_gen, dis=None, opt_dis=None, backend=
         raise ValueError("config.kind must be 'lines', 'hints' or 'stage2', got %r"
                          % (config.kind,))
     if dis is not None:
-        return AdversarialUpdater(iterator, gen, dis, opt_gen, opt_dis, config.adv_weight,
-                                  **common)
+        cls = PatchAdversarialUpdater if config.dis == 'patch' else AdversarialUpdater
+        return cls(iterator, gen, dis, opt_gen, opt_dis, config.adv_weight, **common)
     return (LineStyleUpdater if styled else ReconstructionUpdater)(iterator, gen, opt_gen,
                                                                     **common)
