@@ -4,10 +4,8 @@ import numpy as np
 
 from . import metrics
 from .evaluation import check_test_pairs
-from .hints import INK_THRESHOLD
+from .hints import INK_THRESHOLD, PAPER_LEVEL
 from .models import colorize
-
-PAPER = 235          # truth pixels brighter than this in every channel are paper
 
 
 def hue_distance(outputs, truth):
@@ -27,7 +25,7 @@ def _chroma(images):
 def fill_chroma(images, truth, lines):
     """(mean chroma inside the drawing, fraction of paper pixels with chroma >= 40)."""
     truth = np.asarray(truth)
-    paper = (truth > PAPER).all(-1)
+    paper = (truth >= PAPER_LEVEL).all(-1)   # the hints' rule for paper
     inside = ~paper & (np.asarray(lines) >= INK_THRESHOLD)
     chroma = _chroma(images)
     return float(chroma[inside].mean()), float((chroma[paper] >= metrics.MIN_CHROMA).mean())

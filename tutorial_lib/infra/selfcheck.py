@@ -1,4 +1,4 @@
-"""Does Chainer 7.8.1 work here? A one-minute answer (notebook 00 and the tests):
+"""Does Chainer 7.8.1 work here? An answer in seconds (notebook 00 and the tests):
 ``python -m tutorial_lib.infra.selfcheck``."""
 # Each check exercises one piece of Chainer that the course relies on and that a newer numpy
 # or setuptools could break: convolution, deconvolution, BatchNormalization, the Adam
