@@ -90,8 +90,14 @@ def test_patch_adboss_reads_lines_and_colors_and_judges_every_patch(tmp_path):
     r = run(cfg, tmp_path / 'p')
     assert r.resumed_from.endswith('snapshot_iter_3.npz')
     assert 0 <= checkpoints.read_log(str(tmp_path / 'p'))[-1]['dis/acc'] <= 1
-    with pytest.raises(ValueError, match="config.dis must be 'blog' or 'patch'"):
+    with pytest.raises(ValueError, match="config.dis must be 'blog', 'patch' or"):
         training.build_models(cfg.replace(dis='global'))
+    # on the colors alone: 3 channels in, one step runs
+    gen, dis = training.build_models(cfg.replace(dis='patch_colors'))
+    assert dis.c1.W.shape[1] == 3
+    updaters.PatchAdversarialUpdater(
+        updaters.make_iterator(pairs, 4), gen, dis, updaters.adam(1e-3, 0.5, 0, gen),
+        updaters.adam(1e-3, 0.5, 0, dis), 1.0).update()
 
 
 def test_l1_option_and_bad_loss():

@@ -35,7 +35,8 @@ class TrainConfig:
     adv_weight: float = 0.0       # 0: no discriminator; > 0: rec + adv_weight * adversarial
     dis: str = 'blog'             # the Ad-boss: 'blog' (models.DIS: colors only, one verdict)
     #                               or 'patch' (patch_dis.PatchDIS: lines + colors, a verdict
-    #                               per patch; beyond the blog)
+    #                               per patch; beyond the blog); 'patch_colors': the patch
+    #                               Ad-boss on the colors alone
     # the networks
     width: float = 0.25           # channel multiplier: 1 = the blog
     in_ch: int = 1                # 1 = line only; 4 = line + RGB hints (a later notebook)
@@ -126,12 +127,17 @@ CONFIGS = {
     # the Ad-boss takes over. Adam beta1 0.5, as GANs are usually trained.
     'classroom_gan_color': TrainConfig(
         'classroom_gan_color', 'warm start from classroom_l2, L1 + the patch Ad-boss at a '
-        'weight where color appears', rec_loss='l1', adv_weight=0.05, dis='patch',
-        init_from='classroom_l2', beta1=0.5, **dict(_CLASSROOM, iterations=1000)),
+        'weight where color appears', rec_loss='l1', adv_weight=0.3, dis='patch',
+        init_from='classroom_l2', beta1=0.5, **dict(_CLASSROOM, iterations=1500)),
     'classroom_gan_harsh': TrainConfig(
         'classroom_gan_harsh', 'warm start from classroom_l2, L1 + the patch Ad-boss '
         'weighted so high that it takes over', rec_loss='l1', adv_weight=1.0, dis='patch',
         init_from='classroom_l2', beta1=0.5, **dict(_CLASSROOM, iterations=1000)),
+    'classroom_gan_colors_only': TrainConfig(
+        'classroom_gan_colors_only', 'as classroom_gan_harsh, but the patch Ad-boss sees the '
+        'colors alone, as the blog\'s does', rec_loss='l1', adv_weight=1.0,
+        dis='patch_colors', init_from='classroom_l2', beta1=0.5,
+        **dict(_CLASSROOM, iterations=1000)),
     'blog_l2': TrainConfig(
         'blog_l2', 'the blog\'s scale (GPU): width 1, 128 px, batch 16, L2 only',
         width=1.0, size=128, batch_size=16, iterations=20000, alpha_g=1e-4,

@@ -83,12 +83,13 @@ def build_models(config, backend=None, network=None):
     b = backend or backend_mod.current()
     np.random.seed(config.seed)  # Chainer's initializers draw from numpy's generator
     gen = network(in_ch=config.in_ch, width=config.width) if network else new_unet(config)
-    if config.dis not in ('blog', 'patch'):
-        raise ValueError("config.dis must be 'blog' or 'patch', got %r" % (config.dis,))
+    if config.dis not in ('blog', 'patch', 'patch_colors'):
+        raise ValueError("config.dis must be 'blog', 'patch' or 'patch_colors', got %r"
+                         % (config.dis,))
     dis = None
     if config.adversarial:
-        dis = PatchDIS() if config.dis == 'patch' else DIS(width=config.width,
-                                                           image_size=config.size)
+        dis = DIS(width=config.width, image_size=config.size) if config.dis == 'blog' \
+            else PatchDIS(in_ch=4 if config.dis == 'patch' else 3)
     if config.kind == 'lines' and config.init_from and network is None:
         # warm start: every weight (and BN statistic) copied
         path = checkpoints_dir() / config.init_from / 'gen.npz'

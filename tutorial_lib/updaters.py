@@ -237,7 +237,8 @@ class AdversarialUpdater(ReconstructionUpdater):
 class PatchAdversarialUpdater(AdversarialUpdater):
     """Reconstruction + the patch Ad-boss (:class:`patch_dis.PatchDIS`), beyond the blog.
 
-    The Ad-boss sees the line beside the colors and answers per patch, so its losses are
+    The Ad-boss sees the line beside the colors (``dis.in_ch`` 4; with 3 it sees the colors
+    alone, as the blog's does) and answers per patch, so its losses are
     sigmoid cross-entropies averaged over the patches (label 1 = real). The U-Net step:
     ``rec + adv_weight * CE(DIS(line, y), real)``; the Ad-boss step: ``CE(DIS(line, y),
     fake) + CE(DIS(line, t), real)``. Reports the same keys as :class:`AdversarialUpdater`
@@ -246,10 +247,9 @@ class PatchAdversarialUpdater(AdversarialUpdater):
 
     def update_core(self):
         x, t = self.next_batch()
-        line = x[:, :1]       # the Ad-boss reads the line art, not the hint channels
         y = self.gen(x)
         loss_rec = reconstruction_loss(y, t, self.rec_loss)
-        score = self.dis(F.concat([line, y], axis=1))
+        score = self.dis(self._judged(x, y))
         loss_adv = F.sigmoid_cross_entropy(score, self._labels(score, 1))
         loss_gen = loss_rec + self.adv_weight * loss_adv
         self.gen.cleargrads()
@@ -257,8 +257,8 @@ class PatchAdversarialUpdater(AdversarialUpdater):
         self.get_optimizer('gen').update()
 
         y.unchain_backward()
-        score_fake = self.dis(F.concat([line, y], axis=1))
-        score_real = self.dis(F.concat([line, t], axis=1))
+        score_fake = self.dis(self._judged(x, y))
+        score_real = self.dis(self._judged(x, t))
         loss_fake = F.sigmoid_cross_entropy(score_fake, self._labels(score_fake, 0))
         loss_real = F.sigmoid_cross_entropy(score_real, self._labels(score_real, 1))
         loss_dis = loss_fake + loss_real
@@ -271,6 +271,10 @@ class PatchAdversarialUpdater(AdversarialUpdater):
                        self.gen)
         chainer.report({'loss': loss_dis, 'loss_real': loss_real, 'loss_fake': loss_fake,
                         'acc': acc}, self.dis)
+
+    def _judged(self, x, colors):
+        """What the Ad-boss sees: the line art (not the hint channels) beside the colors."""
+        return F.concat([x[:, :1], colors], axis=1) if self.dis.in_ch == 4 else colors
 
     def _labels(self, score, value):
         return self.backend.xp.full(score.shape, value, np.int32)
@@ -317,7 +321,7 @@ def updater_for(config, iterator, gen, opt_gen, dis=None, opt_dis=None, backend=
         raise ValueError("config.kind must be 'lines', 'hints' or 'stage2', got %r"
                          % (config.kind,))
     if dis is not None:
-        cls = PatchAdversarialUpdater if config.dis == 'patch' else AdversarialUpdater
+        cls = AdversarialUpdater if config.dis == 'blog' else PatchAdversarialUpdater
         return cls(iterator, gen, dis, opt_gen, opt_dis, config.adv_weight, **common)
     return (LineStyleUpdater if styled else ReconstructionUpdater)(iterator, gen, opt_gen,
                                                                     **common)
