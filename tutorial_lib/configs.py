@@ -122,9 +122,10 @@ CONFIGS = {
         **_CLASSROOM),
     # Notebook 03's GAN lesson within a CPU budget: start from the shipped L2 U-Net (it
     # already draws the picture right) and train on with L1 + an Ad-boss. With the blog's
-    # Ad-boss (colors only, one verdict) 800 steps did not make color visible; the patch
-    # Ad-boss, which sees the lines too, did: one weight where color appears, one where
-    # the Ad-boss takes over. Adam beta1 0.5, as GANs are usually trained.
+    # Ad-boss (colors only, one verdict) 800 steps did not change the colors visibly; the
+    # patch Ad-boss, which sees the lines too, does: a weight where the hues spread and one
+    # where the Ad-boss takes over; colors_only is the take-home's comparison (the patch
+    # judge without the lines). Adam beta1 0.5, as GANs are usually trained.
     'classroom_gan_color': TrainConfig(
         'classroom_gan_color', 'warm start from classroom_l2, L1 + the patch Ad-boss at a '
         'weight where color appears', rec_loss='l1', adv_weight=0.3, dis='patch',
