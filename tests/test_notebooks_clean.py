@@ -21,6 +21,17 @@ def test_committed_without_outputs(path):
 
 
 @pytest.mark.parametrize('path', NOTEBOOKS, ids=lambda p: p.name)
+def test_no_function_or_class_is_defined_in_a_cell(path):
+    # code that outlives a cell belongs in tutorial_lib, where it is tested and reused
+    nb = json.loads(path.read_text())
+    defs = [i for i, c in enumerate(nb['cells']) if c['cell_type'] == 'code'
+            and any(line.lstrip().startswith(('def ', 'class ', 'async def '))
+                    for line in c['source'])]
+    assert not defs, '%s defines functions/classes in cells %s: move them to tutorial_lib' % (
+        path.name, defs)
+
+
+@pytest.mark.parametrize('path', NOTEBOOKS, ids=lambda p: p.name)
 def test_has_quick_parameters_cell(path):
     nb = json.loads(path.read_text())
     code = [c for c in nb['cells'] if c['cell_type'] == 'code']
