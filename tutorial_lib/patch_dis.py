@@ -1,12 +1,5 @@
 """Beyond the blog: an Ad-boss that sees the lines beside the colors and judges every patch
-(notebook 03, section 6).
-
-The blog's Ad-boss (:class:`models.DIS`) looks at the colors alone and gives one verdict for
-the whole picture. This one reads the line art and the colors together (4 channels) and
-answers "real or painted?" for each region of about 34 x 34 px, as pix2pix's discriminator
-(Isola et al. 2017) does: it can tell "this face is sepia, faces here are yellow" from the
-drawing it is given, which a whole-picture verdict on colors alone learns slowly.
-"""
+(notebook 03, section 6)."""
 import chainer
 import chainer.functions as F
 import chainer.links as L
@@ -17,7 +10,14 @@ from .models import check_size
 class PatchDIS(chainer.Chain):
     """Line + colors in [-1, 1] (N, 4, H, W) -> one logit per patch (N, 1, H/8, W/8);
     positive = real. Three 4x4 stride-2 convolutions (32, 64, 128 channels, LeakyReLU 0.2,
-    BatchNormalization after the second and third), then a 3x3 convolution to one map."""
+    BatchNormalization after the second and third), then a 3x3 convolution to one map.
+
+    The blog's Ad-boss (:class:`models.DIS`) reads the colors alone and gives one verdict
+    for the whole picture. This one reads the line art too and answers "real or painted?"
+    for each window of about 34 x 34 px, as pix2pix's discriminator (Isola et al. 2017)
+    does, so "a sepia face where the drawing has a face" is something it can point at.
+    ``in_ch=3``: the same judge on the colors alone (config ``dis='patch_colors'``).
+    """
 
     CHANNELS = (32, 64, 128)
 
