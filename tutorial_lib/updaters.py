@@ -203,35 +203,44 @@ class AdversarialUpdater(ReconstructionUpdater):
 
     def update_core(self):
         x, t = self.next_batch()
-        xp = self.backend.xp
-        n = len(x)
-        real = xp.full(n, REAL, np.int32)
-        fake = xp.full(n, FAKE, np.int32)
-
         y = self.gen(x)
         loss_rec = reconstruction_loss(y, t, self.rec_loss)
-        loss_adv = F.softmax_cross_entropy(self.dis(y), real)
+        loss_adv = self.verdict_loss(self.judge(x, y), REAL)
         loss_gen = loss_rec + self.adv_weight * loss_adv
         self.gen.cleargrads()
         loss_gen.backward()
         self.get_optimizer('gen').update()
 
         y.unchain_backward()
-        score_fake = self.dis(y)
-        score_real = self.dis(t)
-        loss_fake = F.softmax_cross_entropy(score_fake, fake)
-        loss_real = F.softmax_cross_entropy(score_real, real)
+        score_fake = self.judge(x, y)
+        score_real = self.judge(x, t)
+        loss_fake = self.verdict_loss(score_fake, FAKE)
+        loss_real = self.verdict_loss(score_real, REAL)
         loss_dis = loss_fake + loss_real
         self.dis.cleargrads()
         loss_dis.backward()
         self.get_optimizer('dis').update()
 
-        acc = (F.accuracy(score_fake, fake).array + F.accuracy(score_real, real).array) / 2
         chainer.report({'loss': loss_gen, 'loss_rec': loss_rec, 'loss_adv': loss_adv},
                        self.gen)
         chainer.report({'loss': loss_dis, 'loss_real': loss_real, 'loss_fake': loss_fake,
-                        'acc': acc}, self.dis)
+                        'acc': self.accuracy(score_fake, score_real)}, self.dis)
 
+    def judge(self, x, colors):
+        """The Ad-boss's scores for ``colors``; the blog's sees the colors alone."""
+        return self.dis(colors)
+
+    def verdict_loss(self, score, label):
+        """Softmax cross-entropy of the two class scores against ``label`` (REAL or FAKE)."""
+        target = self.backend.xp.full(len(score), label, np.int32)
+        return F.softmax_cross_entropy(score, target)
+
+    def accuracy(self, score_fake, score_real):
+        """How often the Ad-boss is right, on the generated and the real pictures alike."""
+        xp = self.backend.xp
+        fake = xp.full(len(score_fake), FAKE, np.int32)
+        real = xp.full(len(score_real), REAL, np.int32)
+        return (F.accuracy(score_fake, fake).array + F.accuracy(score_real, real).array) / 2
 
 
 class PatchAdversarialUpdater(AdversarialUpdater):
@@ -242,42 +251,24 @@ class PatchAdversarialUpdater(AdversarialUpdater):
     sigmoid cross-entropies averaged over the patches (label 1 = real). The U-Net step:
     ``rec + adv_weight * CE(DIS(line, y), real)``; the Ad-boss step: ``CE(DIS(line, y),
     fake) + CE(DIS(line, t), real)``. Reports the same keys as :class:`AdversarialUpdater`
-    (``dis/acc``: the share of patches judged right).
+    (``dis/acc``: the share of patches judged right). The step is the blog's
+    (:meth:`AdversarialUpdater.update_core`); only what the Ad-boss sees and how its verdict
+    is scored differ.
     """
 
-    def update_core(self):
-        x, t = self.next_batch()
-        y = self.gen(x)
-        loss_rec = reconstruction_loss(y, t, self.rec_loss)
-        score = self.dis(self._judged(x, y))
-        loss_adv = F.sigmoid_cross_entropy(score, self._labels(score, 1))
-        loss_gen = loss_rec + self.adv_weight * loss_adv
-        self.gen.cleargrads()
-        loss_gen.backward()
-        self.get_optimizer('gen').update()
+    def judge(self, x, colors):
+        """A logit per patch for the line art (not the hint channels) beside ``colors``."""
+        seen = F.concat([x[:, :1], colors], axis=1) if self.dis.in_ch == 4 else colors
+        return self.dis(seen)
 
-        y.unchain_backward()
-        score_fake = self.dis(self._judged(x, y))
-        score_real = self.dis(self._judged(x, t))
-        loss_fake = F.sigmoid_cross_entropy(score_fake, self._labels(score_fake, 0))
-        loss_real = F.sigmoid_cross_entropy(score_real, self._labels(score_real, 1))
-        loss_dis = loss_fake + loss_real
-        self.dis.cleargrads()
-        loss_dis.backward()
-        self.get_optimizer('dis').update()
+    def verdict_loss(self, score, label):
+        """Sigmoid cross-entropy averaged over the patches (target 1 = real)."""
+        target = self.backend.xp.full(score.shape, int(label == REAL), np.int32)
+        return F.sigmoid_cross_entropy(score, target)
 
-        acc = ((score_fake.array < 0).mean() + (score_real.array > 0).mean()) / 2
-        chainer.report({'loss': loss_gen, 'loss_rec': loss_rec, 'loss_adv': loss_adv},
-                       self.gen)
-        chainer.report({'loss': loss_dis, 'loss_real': loss_real, 'loss_fake': loss_fake,
-                        'acc': acc}, self.dis)
-
-    def _judged(self, x, colors):
-        """What the Ad-boss sees: the line art (not the hint channels) beside the colors."""
-        return F.concat([x[:, :1], colors], axis=1) if self.dis.in_ch == 4 else colors
-
-    def _labels(self, score, value):
-        return self.backend.xp.full(score.shape, value, np.int32)
+    def accuracy(self, score_fake, score_real):
+        """The share of patches judged right, on generated and real pictures alike."""
+        return ((score_fake.array < 0).mean() + (score_real.array > 0).mean()) / 2
 
 class Stage2Updater(ReconstructionUpdater):
     """The reconstruction updater with :func:`stage2.assemble_stage2` batches.
