@@ -48,10 +48,34 @@ def test_region_color_is_the_median_of_its_hints():
     assert tuple(f[25, 25]) == (240, 0, 0)   # per-channel median of 250, 240, 0 / 0, 0, 250
 
 
-def test_hints_on_the_line_margin_do_not_fill():
-    # (11, 25) is 1 px inside the outline: within the 2-px widening, so it is ignored
-    f, filled = fill.bucket_fill(box(), *dots(64, [((11, 25), (0, 200, 0))]))
-    assert not filled.any()
+def test_a_dot_in_the_margin_fills_its_region_unless_it_touches_the_ink():
+    # (11, 25) is 1 px inside the outline, within the 2-px widening: a single pixel there
+    # fills the square; a 3x3 dot there also covers the outline (its color may be half
+    # line), so it fills nothing
+    line = box()
+    f, filled = fill.bucket_fill(line, *dots(64, [((11, 25), (0, 200, 0))]))
+    assert filled[25, 25] and filled[11, 25] and tuple(f[25, 25]) == (0, 200, 0)
+    assert not filled[5, 5] and not filled[line < 128].any()
+    rgb, mask = np.zeros((64, 64, 3), np.uint8), np.zeros((64, 64), bool)
+    rgb[9:12, 24:27], mask[9:12, 24:27] = (0, 200, 0), True
+    assert not fill.bucket_fill(line, rgb, mask)[1].any()
+
+
+def test_a_clear_hint_outvotes_margin_hints_in_the_same_region():
+    f, filled = fill.bucket_fill(box(), *dots(64, [((11, 25), (0, 200, 0)),
+                                                   ((25, 25), (200, 0, 0))]))
+    assert tuple(f[30, 30]) == (200, 0, 0)
+
+
+def test_a_strip_thinner_than_the_widening_is_a_region_of_its_own():
+    line = box()
+    line[:, 13] = 0                           # a 2-px strip (x 11..12) along the left side
+    labels, ink = fill.all_regions(line)
+    assert (labels[~ink] > 0).all() and not labels[ink].any()
+    strip, square = labels[25, 11], labels[25, 25]
+    assert strip != square and strip != labels[5, 5]
+    f, filled = fill.bucket_fill(line, *dots(64, [((25, 12), (0, 0, 200))]))
+    assert filled[30, 11] and not filled[25, 25] and tuple(f[30, 11]) == (0, 0, 200)
 
 
 def test_two_regions_keep_their_own_colors():
@@ -104,3 +128,24 @@ def test_region_obeys_measures_the_share_of_the_region_near_the_color():
     assert fill.region_obeys(result, line, [(30, 30)], (255, 255, 255)) == pytest.approx(13 / 25)
     with pytest.raises(ValueError, match='one closed region'):
         fill.region_obeys(result, line, [(20, 20), (5, 5)], (0, 0, 255))
+
+
+def test_ceiling_is_above_the_hybrid_and_reaches_a_flat_truth():
+    from tiny_models import tiny
+    gen = tiny(4)
+    line = box()
+    line[:, 25] = 0                            # two regions inside the square
+    truth = np.full((64, 64, 3), 255, np.uint8)
+    truth[11:40, 11:25], truth[11:40, 26:40] = (30, 120, 220), (200, 40, 40)
+    truth[line == 0] = 0
+
+    class Pairs:
+        lines, colors = np.stack([line, line]), np.stack([truth, truth])
+    kw = dict(counts=(0, 5, 400), radius=0)
+    ceiling = evaluation.hints_curve(evaluation.ceiling_method(gen, Pairs.colors), Pairs, **kw)
+    hybrid = evaluation.hints_curve(evaluation.hybrid_method(gen), Pairs, **kw)
+    plain = evaluation.hints_curve(gen, Pairs, **kw)
+    for c, h, p in zip(ceiling, hybrid, plain):
+        assert c['psnr'] >= max(h['psnr'], p['psnr']) - 1e-9
+    # 400 single-pixel hints reach every region: a flat truth is matched exactly
+    assert ceiling[2]['psnr'] > 45 and plain[2]['psnr'] < 30

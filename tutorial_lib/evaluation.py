@@ -139,19 +139,70 @@ def fill_method(lines, hint_rgb, mask):
     return fill_mod.fill_pictures(lines, hint_rgb, mask)
 
 
+def _no_hint_colors(gen):
+    """``lines -> gen's colors without hints``, computed once per set of lines (a curve
+    asks again for every hint count)."""
+    cache = {}
+
+    def colors_of(lines):
+        key = hashlib.sha1(np.ascontiguousarray(lines).tobytes()).hexdigest()
+        if key not in cache:
+            cache.clear()
+            cache[key] = colorize(gen, lines)
+        return cache[key]
+    return colors_of
+
+
 def hybrid_method(gen):
     """Network + bucket fill as a hints-curve method: ``gen``'s colors without hints, the
-    fill pasted over them where a region is hinted, the lines on top. The no-hint colors
-    are computed once per set of lines, not once per hint count."""
-    background = {}
+    fill pasted over them where a region is hinted, the lines on top."""
+    no_hints = _no_hint_colors(gen)
 
     def color_fn(lines, hint_rgb, mask):
-        key = hashlib.sha1(np.ascontiguousarray(lines).tobytes()).hexdigest()
-        if key not in background:
-            background.clear()
-            background[key] = colorize(gen, lines)
-        return fill_mod.fill_pictures(lines, hint_rgb, mask, backgrounds=background[key])
+        return fill_mod.fill_pictures(lines, hint_rgb, mask, backgrounds=no_hints(lines))
     return color_fn
+
+
+def ceiling_method(gen, colors):
+    """The best any hybrid could do, as a hints-curve method (it reads the truth: a bound,
+    not a colorizer). Per region of :func:`fill.all_regions` (the ink counts as one more),
+    whichever of these comes closest to the truth: ``gen``'s colors without hints, the same
+    with the lines multiplied on top, or -- in a hinted region -- the one flat color that,
+    times the lines, comes closest (least squares).
+
+    ``colors``: the true pictures, in the order of the lines the curve colors. Every method
+    that keeps the network's no-hint colors (lines on top or not) or paints one flat color
+    per hinted region under the lines -- the bucket fill, :func:`hybrid_method` -- scores
+    at most this; a network that shades inside a region may score more."""
+    truth = np.asarray(colors, np.float64)
+    no_hints = _no_hint_colors(gen)
+
+    def color_fn(lines, hint_rgb, mask):
+        base = np.asarray(no_hints(lines), np.float64)
+        out = np.empty_like(base)
+        for i, line in enumerate(np.asarray(lines)):
+            labels, _ = fill_mod.all_regions(line)
+            out[i] = _closest_per_region(base[i], truth[i], line, labels,
+                                         np.asarray(mask[i], bool))
+        return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    return color_fn
+
+
+def _closest_per_region(base, truth, line, labels, mask):
+    """The candidate closest to ``truth`` in each region (see :func:`ceiling_method`)."""
+    n = labels.max() + 1
+    shade = line.astype(np.float64).reshape(-1, 1) / 255
+    lab = labels.ravel()
+    t, b = truth.reshape(-1, 3), base.reshape(-1, 3)
+    den = np.maximum(np.bincount(lab, shade[:, 0] ** 2, n), 1e-12)
+    flat = np.stack([np.bincount(lab, t[:, c] * shade[:, 0], n) / den for c in range(3)], 1)
+    candidates = [b, b * shade, np.clip(flat, 0, 255)[lab] * shade]
+    errors = np.stack([np.bincount(lab, ((c - t) ** 2).sum(1), n) for c in candidates])
+    hinted = np.zeros(n, bool)
+    hinted[labels[mask]] = True
+    errors[2, ~hinted | (np.arange(n) == 0)] = np.inf     # flat only where a hint is
+    choice = errors.argmin(0)[lab]
+    return np.choose(choice[:, None], candidates).reshape(base.shape)
 
 
 def format_curve(rows, title=None):

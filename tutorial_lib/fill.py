@@ -5,7 +5,7 @@ import numpy as np
 
 from .hints import INK_THRESHOLD   # line pixels darker than this are ink
 CLOSE = 2             # px: ink is widened by this much to close gaps in outlines
-GROW = 3              # px: how far the fill grows back over the closing margin
+GROW = 3              # px: how far a region grows back over the closing margin
 
 
 def _disk(r):
@@ -45,50 +45,74 @@ def bucket_fill(line, hint_rgb, mask, ink_threshold=INK_THRESHOLD, close=CLOSE, 
     1. **regions** (:func:`regions`): ink = line pixels darker than ``ink_threshold``,
        widened by ``close`` px so that small gaps in an outline close; the rest splits into
        4-connected regions;
-    2. **fill**: every region holding hint pixels takes their per-channel median (robust
-       to a dot that strays over a line); ink is never filled, and hint pixels on the
-       widened ink do not count (their color may be half line);
-    3. **grow back**: the margin the widening took from each region takes the color of
-       the nearest filled pixel within ``grow`` px, so the color reaches up to the ink.
+    2. **margins** (:func:`all_regions`): each region grows back over the margin the
+       widening took from it, up to ``grow`` px and never across ink, so the color reaches
+       the line; margin strips no region reaches (shapes thinner than the widening) become
+       regions of their own;
+    3. **fill**: every region holding hint pixels takes their per-channel median (robust to
+       a dot that strays over a line). Hints clear of the margin count first; a region with
+       none takes the hints in its margin, but only from dots that do not touch the ink:
+       a dot sampled across a line carries a color half line, half fill.
 
     Where it fails: outlines with gaps wider than the closing, shading inside a region (a
     fill is flat), and every region nobody hinted.
     """
     line, hint_rgb, mask = _check(line, hint_rgb, mask)
-    labels, ink = regions(line, ink_threshold, close)
-    fill = np.zeros(line.shape + (3,), np.uint8)
-    filled = np.zeros(line.shape, bool)
-    where = mask & (labels > 0)
-    if not where.any():
-        return fill, filled
-    lab, col = labels[where], hint_rgb[where]
-    order = np.argsort(lab, kind='stable')
-    lab, col = lab[order], col[order]
-    starts = np.flatnonzero(np.r_[True, lab[1:] != lab[:-1]])
-    lut = np.zeros((labels.max() + 1, 3), np.uint8)
-    has = np.zeros(labels.max() + 1, bool)
-    for s, e in zip(starts, np.r_[starts[1:], len(lab)]):
-        lut[lab[s]] = np.rint(np.median(col[s:e], axis=0)).astype(np.uint8)
-        has[lab[s]] = True
+    inner, ink = regions(line, ink_threshold, close)
+    labels = _flood(inner, ink, grow)
+    hinted = mask & (labels > 0)
+    if not hinted.any():
+        return np.zeros(line.shape + (3,), np.uint8), np.zeros(line.shape, bool)
+    n_dots, dots = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    touches_ink = np.zeros(n_dots, bool)
+    touches_ink[dots[mask & ink]] = True
+    core = hinted & (inner > 0)
+    lut, has = _medians(labels[core], hint_rgb[core], labels.max() + 1)
+    margin = hinted & ~core & ~touches_ink[dots] & ~has[labels]
+    lut2, has2 = _medians(labels[margin], hint_rgb[margin], labels.max() + 1)
+    lut[has2] = lut2[has2]
+    has |= has2
     has[0] = False
-    fill, filled = lut[labels], has[labels]
-    if grow and filled.any():
-        fill, filled = _grow(fill, filled, (labels == 0) & ~ink, grow)
-    return fill, filled
+    return lut[labels], has[labels]
 
 
-def _grow(fill, filled, margin, grow):
-    """Margin pixels within ``grow`` px of a filled pixel take that pixel's color."""
-    dist, nearest = cv2.distanceTransformWithLabels(
-        (~filled).astype(np.uint8), cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL)
-    # DIST_LABEL_PIXEL numbers the zero pixels (the filled ones) 1..k in raster order
-    ys, xs = np.nonzero(filled)
-    take = margin & ~filled & (dist <= grow)
-    idx = nearest[take] - 1
-    fill, filled = fill.copy(), filled.copy()
-    fill[take] = fill[ys[idx], xs[idx]]
-    filled[take] = True
-    return fill, filled
+def all_regions(line, ink_threshold=INK_THRESHOLD, close=CLOSE, grow=GROW):
+    """Every pixel off the ink in a region -> (labels int32 (H,W), ink bool (H,W)): the
+    regions of :func:`regions` grown back over their margin (``grow`` px, never across
+    ink); margin strips they do not reach are numbered after them. 0 only on ink."""
+    inner, ink = regions(line, ink_threshold, close)
+    return _flood(inner, ink, grow), ink
+
+
+def _flood(labels, ink, steps):
+    """Grow labels into unlabeled pixels off the ink, one pixel per step (8 neighbours;
+    where two regions meet the higher label wins), then number the unreached ones."""
+    labels, free = labels.copy(), ~ink
+    kernel = np.ones((3, 3), np.uint8)
+    for _ in range(steps):
+        # float32 holds every label exactly up to 2**24, far more than a picture has
+        grown = cv2.dilate(labels.astype(np.float32), kernel).astype(np.int32)
+        take = (labels == 0) & free & (grown > 0)
+        if not take.any():
+            break
+        labels[take] = grown[take]
+    rest = (labels == 0) & free
+    if rest.any():
+        _, strips = cv2.connectedComponents(rest.astype(np.uint8), connectivity=4)
+        labels[rest] = strips[rest] + labels.max()
+    return labels
+
+
+def _medians(labels, colors, n):
+    """Per-label per-channel median of ``colors`` (K,3) -> (lut uint8 (n,3), has bool (n,))."""
+    lut, has = np.zeros((n, 3), np.uint8), np.zeros(n, bool)
+    order = np.argsort(labels, kind='stable')
+    labels, colors = labels[order], colors[order]
+    starts = np.flatnonzero(np.r_[True, labels[1:] != labels[:-1]]) if len(labels) else []
+    for s, e in zip(starts, np.r_[starts[1:], len(labels)]):
+        lut[labels[s]] = np.rint(np.median(colors[s:e], axis=0)).astype(np.uint8)
+        has[labels[s]] = True
+    return lut, has
 
 
 def region_picture(labels, seed=0):

@@ -125,7 +125,8 @@ def _stage2_metrics(config, weights, pictures):
 def record_hints_curve(name, size=128, radius=evaluation.CURVE_RADIUS):
     """Measure the hints curve of the shipped hint U-Net ``name`` on all TEST pictures
     (human and OpenCV-extracted lines; dots of ``radius`` and single pixels; the bucket
-    fill and the network + fill hybrid) and record it in its manifest entry."""
+    fill, the network + fill hybrid and the ceiling of such hybrids) and record it in its
+    manifest entry (``python -m tutorial_lib.stage2 hints-curve --stage1 NAME --record``)."""
     test = data.load_split_resized('test', size)
     gen = load_unet(str(checkpoints_dir() / name / 'gen.npz'))
     curve = evaluation.hints_curve(gen, test, radius=radius)
@@ -138,6 +139,10 @@ def record_hints_curve(name, size=128, radius=evaluation.CURVE_RADIUS):
                                                             radius=radius),
         test_hints_curve_hybrid=evaluation.hints_curve(evaluation.hybrid_method(gen), test,
                                                        radius=radius),
+        test_hints_curve_ceiling=evaluation.hints_curve(
+            evaluation.ceiling_method(gen, test.colors), test, radius=radius),
+        test_hints_curve_ceiling_1px=evaluation.hints_curve(
+            evaluation.ceiling_method(gen, test.colors), test, radius=0),
         test_hints_curve_about=(
             'PSNR (dB) and hint error (mean |RGB diff| at hinted pixels, 0..255; '
             '_colored: at hinted pixels that are colored and off the ink in the truth) vs '
@@ -145,8 +150,10 @@ def record_hints_curve(name, size=128, radius=evaluation.CURVE_RADIUS):
             'of radius %d px (13 pixels, a small brush dot); _1px: single pixels; all %d '
             'TEST pictures at %d px; _opencv_lines: the same with lines.extract_best(colors) '
             'as input; _bucket_fill: fill.py alone on white paper; _hybrid: this network '
-            'without hints with the bucket fill pasted over it (evaluation.hybrid_method)'
-            % (radius, len(test), size))))
+            'without hints with the bucket fill pasted over it (evaluation.hybrid_method); '
+            '_ceiling(_1px): the best any such hybrid could do, per hinted region the flat '
+            'color closest to the truth or this network without hints '
+            '(evaluation.ceiling_method; reads the truth)' % (radius, len(test), size))))
     return curve, curve_cv
 
 

@@ -2,6 +2,7 @@
 stage-2 U-Nets on the TEST split from a terminal (the numbers of notebooks 04 and 05).
 
     python -m tutorial_lib.stage2 hints-curve [--stage1 classroom_hints] [--limit N]
+                                              [--radius 0] [--baselines] [--record]
     python -m tutorial_lib.stage2 gain [--stage1 ...] [--stage2 ...] [--limit 64]
 """
 import argparse
@@ -16,6 +17,7 @@ from .checkpoints import load_stage
 from .colorize import Colorizer
 from .infra import backend as backend_mod
 from .lines import extract_best
+from .shipping import record_hints_curve
 
 
 def parser():
@@ -30,11 +32,21 @@ def parser():
     p.add_argument('--radius', type=int, default=evaluation.CURVE_RADIUS,
                    help='hints-curve: radius of each hint disk in px (0 = one pixel)')
     p.add_argument('--baselines', action='store_true',
-                   help='hints-curve: also the bucket fill and the network + fill hybrid')
+                   help='hints-curve: also the bucket fill, the network + fill hybrid '
+                        'and the ceiling of such hybrids (evaluation.ceiling_method)')
+    p.add_argument('--record', action='store_true',
+                   help='hints-curve: measure every curve of a shipped hint U-Net on all TEST '
+                        'pictures and write them into its manifest entry')
     return p
 
 
 def hints_curves(args):
+    if args.record:
+        if args.limit:
+            raise ValueError('--record measures all TEST pictures: drop --limit')
+        record_hints_curve(args.stage1)
+        print('recorded the hints curves of %s in data/checkpoints/manifest.json' % args.stage1)
+        return
     test = data.load_split_resized('test', 128, limit=args.limit)
     gen = load_stage(args.stage1, 1)
     curve, fmt = evaluation.hints_curve, evaluation.format_curve
@@ -49,6 +61,9 @@ def hints_curves(args):
                   'baseline: bucket fill on white paper (fill.py)'))
         print(fmt(curve(evaluation.hybrid_method(gen), test, radius=args.radius),
                   'baseline: %s without hints + the bucket fill pasted over it' % args.stage1))
+        print(fmt(curve(evaluation.ceiling_method(gen, test.colors), test, radius=args.radius),
+                  'ceiling of such hybrids: per hinted region the best flat color from the '
+                  'truth, or %s without hints' % args.stage1))
 
 
 def gain(args):
