@@ -138,3 +138,17 @@ def test_built_cache_loads_at_every_size():
     for size in R.SIZES:
         pairs, (names, lines), where = C.held_out(size, limit=2, source='cache')
         assert pairs.colors.shape == (2, size, size, 3) and lines.shape == (2, size, size)
+
+
+def test_measure_baselines_use_the_same_hints_and_the_ceiling_bounds_the_hybrid(tmp_path):
+    r = S.measure(stage1=tiny(4), hint_counts=(0, 20), limit=3, data_dir=tmp_path,
+                  baselines=True)
+    b = r['baselines']
+    assert set(b) == {'bucket fill', 'network + fill', 'ceiling of hybrids*'}
+    assert b['bucket fill'][0] == pytest.approx(r['baseline_psnr'])   # no hint, no fill
+    for n in (0, 20):
+        assert b['ceiling of hybrids*'][n] >= b['network + fill'][n] - 1e-9
+        assert b['ceiling of hybrids*'][n] >= r['psnr'][0] - 1e-9
+    assert 'ceiling of hybrids*, 20 hints' in S.format_measure(r)
+    assert 'baselines' not in S.measure(stage1=tiny(4), hint_counts=(0,), limit=1,
+                                        data_dir=tmp_path)

@@ -74,7 +74,7 @@ def _hinted_colors(stage1, stage2, lines, colors, n, seed):
 
 
 def measure(stage1=None, stage2=None, hint_counts=(0, 10), size=128, limit=None, seed=0,
-            source='auto', data_dir=None, outputs=False, label=None):
+            source='auto', data_dir=None, outputs=False, label=None, baselines=False):
     """The real-sketch numbers as a dict (see the module docstring).
 
     ``stage1``: a U-Net or a checkpoint name/path (default: the Colorizer's stage 1);
@@ -83,7 +83,9 @@ def measure(stage1=None, stage2=None, hint_counts=(0, 10), size=128, limit=None,
     of radius ``evaluation.CURVE_RADIUS`` at 128 px, colored from the truth
     (:func:`hints.truth_hints`, seed ``seed``). ``outputs=True`` also returns the pictures
     (keys pairs, drawings, outputs, hints, drawing_outputs) for :func:`viz.contact_sheet`.
-    ``label``: how to name a stage 1 given as a network in the report.
+    ``label``: how to name a stage 1 given as a network in the report. ``baselines=True``
+    (a hint U-Net alone at 128 px): also the bucket fill, the network + fill hybrid and the
+    ceiling of such hybrids (:mod:`evaluation`) with the same hints, key ``baselines``.
     """
     stage1 = stage1 if stage1 is not None else DEFAULT_STAGE1
     name1 = label or (stage1 if isinstance(stage1, (str, os.PathLike)) else
@@ -112,6 +114,8 @@ def measure(stage1=None, stage2=None, hint_counts=(0, 10), size=128, limit=None,
         result['psnr'][n] = mean_psnr(outs[n])
         result['gain'][n] = result['psnr'][n] - result['baseline_psnr']
         result['paper_lightness'][n] = paper_lightness(outs[n], lines)
+    if baselines and gen1.in_ch == 4 and gen2 is None and size == STAGE1_SIDE:
+        result['baselines'] = _baselines(gen1, lines, colors, hint_sets, mean_psnr)
     dl = drawings[1]
     drawing_out = _hinted_colors(gen1, gen2, dl, np.repeat(dl[..., None], 3, -1), 0, seed)[0] \
         if len(dl) else np.zeros(dl.shape + (3,), np.uint8)
@@ -123,20 +127,34 @@ def measure(stage1=None, stage2=None, hint_counts=(0, 10), size=128, limit=None,
     return result
 
 
+def _baselines(gen, lines, colors, hint_sets, mean_psnr):
+    """{method: {n: PSNR}} of the non-learned and bounding methods with the same hints."""
+    methods = {'bucket fill': evaluation.fill_method,
+               'network + fill': evaluation.hybrid_method(gen),
+               'ceiling of hybrids*': evaluation.ceiling_method(gen, colors)}
+    return {name: {n: mean_psnr(fn(lines, *hint_sets[n])) for n in hint_sets}
+            for name, fn in methods.items()}
+
+
 def format_measure(r):
     """The dict of :func:`measure` as a small text table."""
     lines = ['Real sketches (never trained on) - %s' % r['source'],
              'stage 1: %s%s; %d px; far paper = white in the sketch, > %d px from ink'
              % (r['stage1'], '' if r['stage2'] is None else ', stage 2: %s' % r['stage2'],
                 r['size'], FAR),
-             '%-28s %9s %9s %14s' % ('', 'PSNR dB', 'vs line', 'far-paper L*'),
-             '%-28s %9.2f %9s %14.1f' % ('line art on white (baseline)', r['baseline_psnr'], '',
+             '%-30s %9s %9s %14s' % ('', 'PSNR dB', 'vs line', 'far-paper L*'),
+             '%-30s %9.2f %9s %14.1f' % ('line art on white (baseline)', r['baseline_psnr'], '',
                                          r['baseline_paper_lightness'])]
     for n in r['psnr']:
-        lines.append('%-28s %9.2f %+9.2f %14.1f' % ('network, %d hints' % n, r['psnr'][n],
+        lines.append('%-30s %9.2f %+9.2f %14.1f' % ('network, %d hints' % n, r['psnr'][n],
                                                     r['gain'][n], r['paper_lightness'][n]))
-    lines.append('%-28s %9s %9s %14.1f' % ('true colored pictures', '', '',
+    for name, psnr in r.get('baselines', {}).items():
+        lines.extend('%-30s %9.2f %+9.2f' % ('%s, %d hints' % (name, n), v,
+                                             v - r['baseline_psnr']) for n, v in psnr.items())
+    lines.append('%-30s %9s %9s %14.1f' % ('true colored pictures', '', '',
                                            r['truth_paper_lightness']))
+    if 'baselines' in r:
+        lines.append('* reads the truth: per hinted region the best flat color or the network')
     if r['n_drawings']:
         lines.append('line drawings without truth (%d), network at 0 hints: far-paper L* %.1f'
                      % (r['n_drawings'], r['drawings_paper_lightness']))
@@ -160,6 +178,8 @@ def main(argv=None):
     m.add_argument('--limit', type=int, help='only the first N pairs and drawings')
     m.add_argument('--size', type=int, default=128)
     m.add_argument('--source', choices=['auto', 'cache', 'samples'], default='auto')
+    m.add_argument('--baselines', action='store_true',
+                   help='also the bucket fill, the network + fill hybrid and their ceiling')
     s = sub.add_parser('samples', help='copy a few cached ones into data/samples/real_sketches')
     s.add_argument('--pairs', type=int, default=8)
     s.add_argument('--drawings', type=int, default=4)
@@ -178,7 +198,7 @@ def main(argv=None):
     counts = [int(v) for v in args.hints.split(',') if v.strip()]
     try:
         r = measure(args.stage1, args.stage2, counts, args.size, args.limit,
-                    source=args.source)
+                    source=args.source, baselines=args.baselines)
     except FileNotFoundError as e:
         print('error: %s' % e, file=sys.stderr)
         return 2

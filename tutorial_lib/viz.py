@@ -110,16 +110,18 @@ ZHANG_2017 = {0: 24.4, 1: 25.4, 10: 28.4, 100: 31.1, 500: 32.1}
 ZHANG_2017_CREDIT = 'reference: Zhang et al. 2017 (ideepcolor), ImageNet'
 
 
-def plot_hints_curve(curves, ax=None, reference=True, key='psnr', title=None):
+def plot_hints_curve(curves, ax=None, reference=True, key='psnr', title=None, bounds=()):
     """Draw PSNR (or ``key``) vs number of hints for ``{label: rows}``, with ideepcolor's
-    ImageNet curve (Zhang et al. 2017) as a dashed reference."""
+    ImageNet curve (Zhang et al. 2017) as a dashed reference. ``bounds``: labels of curves
+    that are limits rather than methods (e.g. ``evaluation.ceiling_method``), drawn dotted."""
     import matplotlib.pyplot as plt
     if isinstance(curves, list):
         curves = {'ours': curves}
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 4))
     for label, rows in curves.items():
-        ax.plot([r['hints'] for r in rows], [r[key] for r in rows], 'o-', label=label)
+        style = dict(ls=':', lw=2, color='k') if label in bounds else dict(marker='o')
+        ax.plot([r['hints'] for r in rows], [r[key] for r in rows], label=label, **style)
     if reference and key == 'psnr':
         xs = sorted(ZHANG_2017)
         ax.plot(xs, [ZHANG_2017[x] for x in xs], 's--', color='0.5', label=ZHANG_2017_CREDIT)
