@@ -45,6 +45,34 @@ def test_a_hint_in_a_closed_region_colors_the_whole_region_at_the_start():
                   ).max() < 1e-5              # paper outside: untouched by the hint
 
 
+def test_a_shaded_fill_is_laid_under_the_lines(tmp_path):
+    # a gray (anti-aliased) column inside the square: the shaded fill is darker there by the
+    # line's lightness, the flat fill is not; elsewhere the two networks agree
+    line = box()
+    line[15:35, 20] = 153                     # lightness 0.6, lighter than ink (< 128)
+    flat = HintFillUNET(width=1 / 16, gate_bias=30.0).warm_start(_source())
+    shaded = HintFillUNET(width=1 / 16, gate_bias=30.0, shade=True).warm_start(flat)
+    x = _hint_input(line, [((25, 25), (255, 255, 255))])
+    y_flat, y_shaded = _run(flat, x)[0], _run(shaded, x)[0]
+    np.testing.assert_allclose(y_flat[:, 25, 20], 1.0, atol=1e-4)            # white fill
+    np.testing.assert_allclose(y_shaded[:, 25, 20], 2 * 0.6 - 1, atol=1e-2)   # white x 0.6
+    np.testing.assert_allclose(y_shaded[:, 25, 25], y_flat[:, 25, 25], atol=1e-5)
+    assert shaded.save_meta == {'kind': 'hint_fill', 'shade': True}
+    path = str(tmp_path / 'gen.npz')
+    models.save_weights(shaded, path, dict(in_ch=4, width=shaded.width, **shaded.save_meta))
+    assert checkpoints.load_unet(path).shade
+
+
+def test_warm_start_from_a_hint_fill_network_copies_every_weight():
+    a = HintFillUNET(width=1 / 16).warm_start(_source())
+    a.unet.dc0.b.array[3] = -1.0              # a gate that learned something
+    b = HintFillUNET(width=1 / 16, shade=True).warm_start(a)
+    for (name, p), (_, q) in zip(sorted(a.namedparams()), sorted(b.namedparams())):
+        np.testing.assert_array_equal(p.array, q.array, err_msg=name)
+    with pytest.raises(ValueError, match='width'):
+        HintFillUNET(width=1 / 8).warm_start(a)
+
+
 def test_saved_with_its_kind_and_loaded_back_as_the_same_network(tmp_path):
     gen = HintFillUNET(width=1 / 16).warm_start(_source())
     path = str(tmp_path / 'gen.npz')
@@ -52,6 +80,7 @@ def test_saved_with_its_kind_and_loaded_back_as_the_same_network(tmp_path):
                                         **gen.save_meta))
     back = checkpoints.load_unet(path)
     assert isinstance(back, HintFillUNET) and back.hint_recipe == 'informative'
+    assert not back.shade                     # also what a file saved before shading had
     x = _hint_input(box(), [((25, 25), (0, 128, 255))])
     np.testing.assert_allclose(_run(back, x), _run(gen, x), atol=2e-2)   # float16 on disk
     with pytest.raises(ValueError, match='4-channel'):

@@ -175,7 +175,8 @@ class HintTrainConfig(TrainConfig):
     init_from: Optional[str] = None
     hint_recipe: str = 'classroom'     # hints.RECIPES: how training hints are simulated
     # 'blog': models.UNET(in_ch=4), the blog's model; 'fill': hint_unet.HintFillUNET, which
-    # also reads a hint mask and a bucket fill of the hints (beyond the blog)
+    # also reads a hint mask and a bucket fill of the hints (beyond the blog);
+    # 'fill_shaded': the same, blending the fill under the lines (HintFillUNET(shade=True))
     model: str = 'blog'
     kind: str = 'hints'
 
@@ -240,11 +241,19 @@ CONFIGS.update({
         snapshot_interval=3, preview_interval=3, n_preview=4),
     # warm-started from the L2 model: its colors where nobody hinted, the fill where
     # someone did; informative hints and restyled lines teach the rest
-    'classroom_hints': HintTrainConfig(
-        'classroom_hints', 'hint U-Net beyond the blog: hint mask + bucket-fill input + '
+    'classroom_hints_flat': HintTrainConfig(
+        'classroom_hints_flat', 'hint U-Net beyond the blog: hint mask + bucket-fill input + '
         'gate, informative hints, restyled lines, warm start from classroom_l2', in_ch=4,
         model='fill', hint_recipe='informative', line_styles=True, init_from='classroom_l2',
         **dict(_CLASSROOM, iterations=4500, snapshot_interval=100, preview_interval=250)),
+    # the same network, its fill now laid under the lines; its gate relearns how far to
+    # trust the fill (a flat fill was wrong on every anti-aliased pixel along a line)
+    'classroom_hints': HintTrainConfig(
+        'classroom_hints', 'hint U-Net beyond the blog: classroom_hints_flat with the fill '
+        'blended under the lines (model fill_shaded), fine-tuned', in_ch=4,
+        model='fill_shaded', hint_recipe='informative', line_styles=True,
+        init_from='classroom_hints_flat',
+        **dict(_CLASSROOM, iterations=1500, snapshot_interval=100, preview_interval=250)),
     'classroom_adv_hints': HintTrainConfig(
         'classroom_adv_hints', 'U-Net + L2 + a balanced Ad-boss, with color hints '
         '(notebook 07: does the Ad-boss make hints act far away?)', in_ch=4,

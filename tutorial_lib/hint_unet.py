@@ -34,19 +34,29 @@ class HintFillUNET(chainer.Chain):
     ``gate = sigmoid(.)``; elsewhere it is the U-Net's colors. The gate starts near 1 (its
     bias is ``GATE_BIAS``), so training starts from "trust the fill" and learns where not to
     (shading, regions that leak through a gap, a dot on the wrong side of a line).
-    """
-    save_meta = {'kind': 'hint_fill'}
 
-    def __init__(self, in_ch=4, width=1.0, gate_bias=GATE_BIAS):
+    ``shade=True`` blends the fill *under the lines*: its color times the line art's
+    lightness, as :func:`fill.paint` lays a fill down. A flat fill is too light on the
+    anti-aliased pixels along every line; without shading the gate learns to distrust the
+    fill there, and on thin-lined drawings by other artists (mostly such pixels) it
+    distrusts the fill everywhere.
+    """
+
+    def __init__(self, in_ch=4, width=1.0, gate_bias=GATE_BIAS, shade=False):
         super().__init__()
         if in_ch != 4:
             raise ValueError('HintFillUNET takes the 4-channel hint input (line + hint RGB), '
                              'got in_ch=%r' % (in_ch,))
-        self.in_ch, self.width = 4, width
+        self.in_ch, self.width, self.shade = 4, width, bool(shade)
         with self.init_scope():
             self.unet = UNET(in_ch=INNER_CHANNELS, width=width, out_ch=4)
         self.unet.dc0.W.array[3] = 0
         self.unet.dc0.b.array[3] = gate_bias
+
+    @property
+    def save_meta(self):
+        """What :func:`checkpoints.load_unet` needs to rebuild this network."""
+        return {'kind': 'hint_fill', 'shade': self.shade}
 
     def expand(self, x):
         """The 4-channel input (numpy or CuPy) -> (9-channel input, fill (N,3,H,W),
@@ -68,6 +78,9 @@ class HintFillUNET(chainer.Chain):
 
     def forward(self, x):
         inner, fill, filled = self.expand(x)
+        if self.shade:      # fill color x line lightness, in the [-1, 1] encoding
+            line = inner[:, :1]
+            fill = ((fill + 1) * (line + 1) / 2 - 1) * filled
         y = self.unet(inner)
         colors = y[:, :3]
         gate = F.sigmoid(y[:, 3:]) * filled
@@ -75,12 +88,16 @@ class HintFillUNET(chainer.Chain):
         return gate * fill + (1 - gate) * colors
 
     def warm_start(self, source):
-        """Copy a trained blog U-Net (any in_ch, 3 outputs, same width) into the inner
-        U-Net: its line weights and its color outputs; the weights that read the new
-        channels start at zero, so the network starts as ``source`` with the fill pasted
-        over it (at the gate's starting weight)."""
+        """Start from a trained network of the same width: another ``HintFillUNET`` (every
+        weight copied, whatever its ``shade``), or a blog U-Net (any in_ch, 3 outputs) copied
+        into the inner U-Net: its line weights and its color outputs; the weights that read
+        the new channels start at zero, so the network starts as ``source`` with the fill
+        pasted over it (at the gate's starting weight)."""
         if source.width != self.width:
             raise ValueError('cannot warm-start width %g from width %g'
                              % (self.width, source.width))
-        models_mod.warm_start(self.unet, source)
+        if isinstance(source, HintFillUNET):
+            self.unet.copyparams(source.unet)
+        else:
+            models_mod.warm_start(self.unet, source)
         return self

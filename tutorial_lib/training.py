@@ -61,14 +61,14 @@ def warm_start(gen, source):
 
 def new_unet(config):
     """The untrained U-Net of a config: the blog's ``UNET`` for 'lines' and 'hints' (or the
-    fill-reading ``HintFillUNET`` when ``config.model == 'fill'``), the residual
+    fill-reading ``HintFillUNET`` when ``config.model`` is 'fill' or 'fill_shaded'), the residual
     ``stage2.Stage2UNET`` for 'stage2'. A hint U-Net with ``init_from`` starts as that
     line-only U-Net."""
     if config.kind == 'stage2':
         return (stage2.Stage2UNET if config.residual else UNET)(in_ch=config.in_ch,
                                                                 width=config.width)
-    if config.kind == 'hints' and config.model == 'fill':
-        gen = HintFillUNET(width=config.width)
+    if config.kind == 'hints' and config.model in ('fill', 'fill_shaded'):
+        gen = HintFillUNET(width=config.width, shade=config.model == 'fill_shaded')
     else:
         gen = UNET(in_ch=config.in_ch, width=config.width)
     if config.kind == 'hints' and config.init_from:

@@ -110,17 +110,23 @@ ZHANG_2017 = {0: 24.4, 1: 25.4, 10: 28.4, 100: 31.1, 500: 32.1}
 ZHANG_2017_CREDIT = 'reference: Zhang et al. 2017 (ideepcolor), ImageNet'
 
 
-def plot_hints_curve(curves, ax=None, reference=True, key='psnr', title=None, bounds=()):
+def plot_hints_curve(curves, ax=None, reference=True, key='psnr', title=None, bounds=(),
+                     skip=(), legend_below=False):
     """Draw PSNR (or ``key``) vs number of hints for ``{label: rows}``, with ideepcolor's
     ImageNet curve (Zhang et al. 2017) as a dashed reference. ``bounds``: labels of curves
-    that are limits rather than methods (e.g. ``evaluation.ceiling_method``), drawn dotted."""
+    that are limits rather than methods (e.g. ``evaluation.ceiling_method``), drawn dotted.
+    ``skip``: labels not drawn; every curve keeps its color whatever is skipped, so that
+    two panels of the same ``curves`` match. ``legend_below``: the legend under the axes."""
     import matplotlib.pyplot as plt
     if isinstance(curves, list):
         curves = {'ours': curves}
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 4))
-    for label, rows in curves.items():
-        style = dict(ls=':', lw=2, color='k') if label in bounds else dict(marker='o')
+    for k, (label, rows) in enumerate(curves.items()):
+        if label in skip:
+            continue
+        style = dict(ls=':', lw=2, color='k') if label in bounds else \
+            dict(marker='o', color='C%d' % (k % 10))
         ax.plot([r['hints'] for r in rows], [r[key] for r in rows], label=label, **style)
     if reference and key == 'psnr':
         xs = sorted(ZHANG_2017)
@@ -134,7 +140,10 @@ def plot_hints_curve(curves, ax=None, reference=True, key='psnr', title=None, bo
     ax.set_ylabel({'psnr': 'PSNR (dB)', 'hint_error': 'hint error (mean |RGB diff|)',
                    'ssim': 'SSIM'}.get(key, key))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if legend_below:
+        ax.legend(fontsize=8, loc='upper center', bbox_to_anchor=(0.5, -0.18), ncol=2)
+    else:
+        ax.legend(fontsize=8)
     if title:
         ax.set_title(title)
     return ax
