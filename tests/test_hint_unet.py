@@ -63,6 +63,21 @@ def test_a_shaded_fill_is_laid_under_the_lines(tmp_path):
     assert checkpoints.load_unet(path).shade
 
 
+def test_fill_trust_moves_the_gate_from_the_fill_to_the_networks_colors():
+    gen = HintFillUNET(width=1 / 16, shade=True).warm_start(_source())
+    line = box()
+    x = _hint_input(line, [((25, 25), (255, 0, 0))])
+    learned = _run(gen, x)[0]
+    gen.fill_trust = 50.0
+    always = _run(gen, x)[0]
+    gen.fill_trust = -50.0
+    never = _run(gen, x)[0]
+    red = np.broadcast_to(np.array([1, -1, -1], np.float32)[:, None, None], (3, 10, 10))
+    np.testing.assert_allclose(always[:, 20:30, 20:30], red, atol=1e-4)   # the fill alone
+    assert np.abs(never[:, 20:30, 20:30] - red).max() > 0.5               # the U-Net's colors
+    assert np.abs(learned - always).max() > 1e-3 and np.abs(learned - never).max() > 1e-3
+
+
 def test_warm_start_from_a_hint_fill_network_copies_every_weight():
     a = HintFillUNET(width=1 / 16).warm_start(_source())
     a.unet.dc0.b.array[3] = -1.0              # a gate that learned something

@@ -48,6 +48,9 @@ class HintFillUNET(chainer.Chain):
             raise ValueError('HintFillUNET takes the 4-channel hint input (line + hint RGB), '
                              'got in_ch=%r' % (in_ch,))
         self.in_ch, self.width, self.shade = 4, width, bool(shade)
+        # added to the gate's logit when coloring, not learned, not saved: an experiment
+        # knob (0 = as trained, +50 = always the fill, -50 = never)
+        self.fill_trust = 0.0
         with self.init_scope():
             self.unet = UNET(in_ch=INNER_CHANNELS, width=width, out_ch=4)
         self.unet.dc0.W.array[3] = 0
@@ -83,7 +86,7 @@ class HintFillUNET(chainer.Chain):
             fill = ((fill + 1) * (line + 1) / 2 - 1) * filled
         y = self.unet(inner)
         colors = y[:, :3]
-        gate = F.sigmoid(y[:, 3:]) * filled
+        gate = F.sigmoid(y[:, 3:] + self.fill_trust) * filled
         gate = F.broadcast_to(gate, colors.shape)
         return gate * fill + (1 - gate) * colors
 
