@@ -99,8 +99,6 @@ class HintFillUNET(chainer.Chain):
         if source.width != self.width:
             raise ValueError('cannot warm-start width %g from width %g'
                              % (self.width, source.width))
-        if isinstance(source, HintFillUNET):
-            self.unet.copyparams(source.unet)
-        else:
-            models_mod.warm_start(self.unet, source)
+        models_mod.warm_start(self.unet, source.unet if isinstance(source, HintFillUNET)
+                              else source)
         return self

@@ -130,6 +130,7 @@ def record_hints_curve(name, size=128, radius=evaluation.CURVE_RADIUS):
     test = data.load_split_resized('test', size)
     gen = load_unet(str(checkpoints_dir() / name / 'gen.npz'))
     curve = evaluation.hints_curve(gen, test, radius=radius)
+    ceiling = evaluation.ceiling_method(gen, test.colors)   # its no-hint colors: once
     curve_cv = evaluation.hints_curve(gen, test, radius=radius,
                                       lines=extract_best(np.asarray(test.colors)))
     update_manifest(name, dict(
@@ -139,10 +140,8 @@ def record_hints_curve(name, size=128, radius=evaluation.CURVE_RADIUS):
                                                             radius=radius),
         test_hints_curve_hybrid=evaluation.hints_curve(evaluation.hybrid_method(gen), test,
                                                        radius=radius),
-        test_hints_curve_ceiling=evaluation.hints_curve(
-            evaluation.ceiling_method(gen, test.colors), test, radius=radius),
-        test_hints_curve_ceiling_1px=evaluation.hints_curve(
-            evaluation.ceiling_method(gen, test.colors), test, radius=0),
+        test_hints_curve_ceiling=evaluation.hints_curve(ceiling, test, radius=radius),
+        test_hints_curve_ceiling_1px=evaluation.hints_curve(ceiling, test, radius=0),
         test_hints_curve_about=(
             'PSNR (dB) and hint error (mean |RGB diff| at hinted pixels, 0..255; '
             '_colored: at hinted pixels that are colored and off the ink in the truth) vs '
