@@ -15,7 +15,7 @@ INSTALLED  := $(VENV)/.installed
 DATA_DIR   ?= data/openmoji
 DATA_STAMP := $(DATA_DIR)/COMPLETE
 
-.PHONY: setup lab test tutorial data sketches bench bench-torch gpu-check clean help setup-distributed train-mpi
+.PHONY: setup lab test tutorial data sketches ablation bench bench-torch gpu-check clean help setup-distributed train-mpi
 
 help:
 	@echo "make lab       set up (venv, packages, data) and open JupyterLab on notebooks/"
@@ -23,6 +23,7 @@ help:
 	@echo "make setup     set up only (idempotent: a second run does nothing)"
 	@echo "make data      build the OpenMoji line/color pairs (python -m tutorial_lib.data build)"
 	@echo "make sketches  held-out real sketches from Debian's openclipart-svg (needs apt-get; optional)"
+	@echo "make ablation  retrain the hint ablation of notebooks 04/05 (10 runs, ~2 h on 2 cores)"
 	@echo "make tutorial  execute every notebook headless in QUICK mode into build/"
 	@echo "make bench     CPU speed benchmark (stock Chainer vs tutorial_lib's fast path)"
 	@echo "make bench-torch  the same networks in PyTorch CPU, interleaved (separate venv, optional)"
@@ -51,6 +52,13 @@ data: $(DATA_STAMP)
 SKETCH_DIR ?= data/sketches
 sketches: $(INSTALLED)
 	$(PY) -m tutorial_lib.sketches build --out $(SKETCH_DIR)
+
+# Notebooks 04/05's ablation: 10 runs of 1,500 steps (resumable: run it again after a stop),
+# then measured into data/checkpoints/ablation.json (python -m tutorial_lib.ablation).
+ablation: setup
+	for c in $$($(PY) -m tutorial_lib.ablation names); do \
+	  $(PY) -m tutorial_lib.train --config $$c --out runs/ablation/$$c || exit 1; done
+	$(PY) -m tutorial_lib.ablation measure
 
 lab: setup
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(LAB_ARGS)

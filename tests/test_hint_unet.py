@@ -57,7 +57,7 @@ def test_a_shaded_fill_is_laid_under_the_lines(tmp_path):
     np.testing.assert_allclose(y_flat[:, 25, 20], 1.0, atol=1e-4)            # white fill
     np.testing.assert_allclose(y_shaded[:, 25, 20], 2 * 0.6 - 1, atol=1e-2)   # white x 0.6
     np.testing.assert_allclose(y_shaded[:, 25, 25], y_flat[:, 25, 25], atol=1e-5)
-    assert shaded.save_meta == {'kind': 'hint_fill', 'shade': True}
+    assert shaded.save_meta == {'kind': 'hint_fill', 'shade': True, 'use_fill': True}
     path = str(tmp_path / 'gen.npz')
     models.save_weights(shaded, path, dict(in_ch=4, width=shaded.width, **shaded.save_meta))
     assert checkpoints.load_unet(path).shade
@@ -100,6 +100,22 @@ def test_saved_with_its_kind_and_loaded_back_as_the_same_network(tmp_path):
     np.testing.assert_allclose(_run(back, x), _run(gen, x), atol=2e-2)   # float16 on disk
     with pytest.raises(ValueError, match='4-channel'):
         HintFillUNET(in_ch=1)
+
+
+def test_without_the_fill_a_hint_reaches_only_the_unets_colors(tmp_path):
+    # the ablation's "+ hint mask" step: the same network with its fill channels at zero
+    gen = HintFillUNET(width=1 / 16, use_fill=False).warm_start(_source())
+    with_fill = HintFillUNET(width=1 / 16).warm_start(_source())
+    line = box()
+    x = _hint_input(line, [((25, 25), (255, 0, 0))])
+    inner, fill, filled = gen.expand(x)
+    assert not filled.any() and not fill.any() and inner[0, 4, 25, 25] == 1   # mask kept
+    np.testing.assert_allclose(_run(gen, x), _run(gen.unet, inner)[:, :3], atol=1e-6)
+    assert (_run(with_fill, x)[0, 0, 15:35, 15:35] > 0.8).all()   # the fill paints red ...
+    assert not (_run(gen, x)[0, 0, 15:35, 15:35] > 0.8).all()    # ... the mask alone not
+    path = str(tmp_path / 'gen.npz')
+    models.save_weights(gen, path, dict(in_ch=4, width=gen.width, **gen.save_meta))
+    assert checkpoints.load_unet(path).use_fill is False
 
 
 def test_models_colorize_pads_hint_channels_with_empty_not_gray():
@@ -171,6 +187,19 @@ def test_restyle_is_seeded_and_changes_lines_not_shapes():
     assert (a[1] == colors).all()                       # colors stay the truth
     assert a[0].min() > 0                               # faint: no pure black ink left
     assert not (a[0] == lines).all()
+
+
+def test_line_style_groups_switch_off_one_kind_of_change():
+    s = augment.without(('strokes', 'scale'))
+    assert s.p_width == s.p_faint == s.p_blur == s.p_mosaic == s.p_zoom == 0
+    assert s.p_extracted == augment.LineStyles().p_extracted
+    color, line = _picture()
+    lines, colors = np.stack([line] * 4), np.stack([color] * 4)
+    off = augment.without(tuple(augment.GROUPS))
+    a = augment.restyle(lines, colors, np.random.RandomState(1), off)
+    assert (a[0] == lines).all() and (a[1] == colors).all()
+    with pytest.raises(ValueError, match='known: strokes'):
+        augment.without(('width',))
 
 
 def test_mosaic_tiles_four_pictures_at_half_size():

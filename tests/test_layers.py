@@ -24,7 +24,7 @@ LAYERS = {
     'ideas': 'lines openmoji models patch_dis hints fill hint_unet augment metrics viz',
     'data and checkpoints': 'data cache checkpoints stage2 sketch_cache sketch_rule',
     'training and measuring': 'training updaters extensions evaluation gan_measures distributed',
-    'what a learner runs': 'colorize shipping failures widgets sketches train stage2_cli '
+    'what a learner runs': 'colorize shipping failures widgets sketches ablation train stage2_cli '
                            'lines_cli',
     'infra tools': 'infra.bench infra.bench_workloads infra.bench_profile infra.bench_torch '
                    'infra.gpu_check infra.gpu_cases infra.gpu_report infra.selfcheck '

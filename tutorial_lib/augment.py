@@ -24,6 +24,22 @@ class LineStyles:
     p_zoom: float = 0.1
 
 
+# the changes by kind, for switching one kind off (notebook 05's ablation)
+GROUPS = {'strokes': ('p_width', 'p_faint', 'p_blur'), 'extracted': ('p_extracted',),
+          'scale': ('p_mosaic', 'p_zoom')}
+
+
+def without(groups, styles=None):
+    """``styles`` (default :class:`LineStyles`) with the changes of ``groups`` (names in
+    :data:`GROUPS`) switched off."""
+    unknown = set(groups) - set(GROUPS)
+    if unknown:
+        raise ValueError('unknown line-style groups %s; known: %s'
+                         % (sorted(unknown), ', '.join(GROUPS)))
+    off = {f: 0.0 for g in groups for f in GROUPS[g]}
+    return dataclasses.replace(styles or LineStyles(), **off)
+
+
 def _half(image):
     h, w = image.shape[:2]
     return resize(image, (h // 2, w // 2))
@@ -72,8 +88,8 @@ def restyle(lines, colors, rng, styles=None):
         if u[0] < s.p_mosaic and len(lines) >= 4:
             lines[i], colors[i] = mosaic(src_lines, i), mosaic(src_colors, i)
         elif u[1] < s.p_zoom:
-            scale = rng.uniform(1.3, 2.0)
-            lines[i], colors[i] = zoom(src_lines[i], scale), zoom(src_colors[i], scale)
+            z = rng.uniform(1.3, 2.0)
+            lines[i], colors[i] = zoom(src_lines[i], z), zoom(src_colors[i], z)
         if u[2] < s.p_extracted:
             lines[i] = extract_best(colors[i])
         if u[3] < s.p_width:

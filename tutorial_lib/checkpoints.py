@@ -138,7 +138,8 @@ def _network_for(meta):
     if meta.get('residual'):                  # a stage 2 (refines stage-1 colors)
         return Stage2UNET(meta.get('in_ch', 4), meta.get('width', 1.0), zero_init=False)
     if meta.get('kind') == 'hint_fill':       # the beyond-the-blog hint U-Net
-        return HintFillUNET(width=meta.get('width', 1.0), shade=meta.get('shade', False))
+        return HintFillUNET(width=meta.get('width', 1.0), shade=meta.get('shade', False),
+                            use_fill=meta.get('use_fill', True))
     return UNET(in_ch=meta.get('in_ch', 1), width=meta.get('width', 1.0))
 
 

@@ -53,6 +53,7 @@ class TrainConfig:
     flip: bool = True             # random horizontal flips (seeded)
     line_styles: bool = False     # restyle the line art at random (augment.restyle:
     #                               other artists' lines; updaters.LineStyleUpdater)
+    line_styles_without: tuple = ()  # kinds of restyling switched off (augment.GROUPS)
     # the optimisation
     batch_size: int = 16
     iterations: int = 1000
@@ -67,6 +68,10 @@ class TrainConfig:
     keep_snapshots: int = 2
     preview_interval: int = 100
     n_preview: int = 8
+
+    def __post_init__(self):
+        # a config.json holds a list: the same config as the tuple written in code
+        self.line_styles_without = tuple(self.line_styles_without)
 
     def to_dict(self):
         return asdict(self)
@@ -176,7 +181,8 @@ class HintTrainConfig(TrainConfig):
     hint_recipe: str = 'classroom'     # hints.RECIPES: how training hints are simulated
     # 'blog': models.UNET(in_ch=4), the blog's model; 'fill': hint_unet.HintFillUNET, which
     # also reads a hint mask and a bucket fill of the hints (beyond the blog);
-    # 'fill_shaded': the same, blending the fill under the lines (HintFillUNET(shade=True))
+    # 'fill_shaded': the same, blending the fill under the lines (HintFillUNET(shade=True));
+    # 'mask': the hint mask without the fill (an ablation step)
     model: str = 'blog'
     kind: str = 'hints'
 
@@ -270,3 +276,34 @@ CONFIGS.update({
         iterations=1200, alpha_g=2e-4, snapshot_interval=50, preview_interval=100, log_interval=10,
         n_preview=4),
 })
+
+
+# ---------------------------------------------------------------------------------------
+# The ablation of notebooks 04 and 05 (tutorial_lib.ablation measures it): one change at a
+# time on the way from the blog's hint model to the shipped one, then the line styles one
+# kind at a time. Same budget for all: 1,500 steps from classroom_l2, restyled lines.
+# ---------------------------------------------------------------------------------------
+
+_ABLATE = dict(_CLASSROOM, in_ch=4, init_from='classroom_l2', line_styles=True,
+               hint_recipe='informative', iterations=1500, snapshot_interval=100,
+               preview_interval=500)
+ABLATION_HINTS = {
+    'ablate_textbook': ('the blog\'s hint U-Net, textbook hints', dict(hint_recipe='classroom')),
+    'ablate_informative': ('+ informative hints', dict()),
+    'ablate_mask': ('+ hint mask', dict(model='mask')),
+    'ablate_fill': ('+ bucket-fill input and gate', dict(model='fill')),
+    'ablate_shaded': ('+ fill under the lines', dict(model='fill_shaded')),
+}
+ABLATION_STYLES = {
+    'ablate_plain_lines': ('no line styles', dict(model='fill_shaded', line_styles=False)),
+    'ablate_no_strokes': ('all but width/darkness/blur',
+                          dict(model='fill_shaded', line_styles_without=('strokes',))),
+    'ablate_no_extracted': ('all but OpenCV lines',
+                            dict(model='fill_shaded', line_styles_without=('extracted',))),
+    'ablate_no_scale': ('all but mosaics/zoom',
+                        dict(model='fill_shaded', line_styles_without=('scale',))),
+    'ablate_shaded_seed1': ('+ fill under the lines, another seed',
+                            dict(model='fill_shaded', seed=1)),
+}
+CONFIGS.update({name: HintTrainConfig(name, 'ablation: ' + label, **dict(_ABLATE, **change))
+                for name, (label, change) in {**ABLATION_HINTS, **ABLATION_STYLES}.items()})

@@ -40,14 +40,18 @@ class HintFillUNET(chainer.Chain):
     anti-aliased pixels along every line; without shading the gate learns to distrust the
     fill there, and on thin-lined drawings by other artists (mostly such pixels) it
     distrusts the fill everywhere.
+
+    ``use_fill=False`` (an ablation step of notebook 04, config ``model='mask'``): the hint
+    mask and sentinel-free hint colors only; the fill channels stay zero, so the output is
+    the U-Net's colors.
     """
 
-    def __init__(self, in_ch=4, width=1.0, gate_bias=GATE_BIAS, shade=False):
+    def __init__(self, in_ch=4, width=1.0, gate_bias=GATE_BIAS, shade=False, use_fill=True):
         super().__init__()
         if in_ch != 4:
             raise ValueError('HintFillUNET takes the 4-channel hint input (line + hint RGB), '
                              'got in_ch=%r' % (in_ch,))
-        self.in_ch, self.width, self.shade = 4, width, bool(shade)
+        self.in_ch, self.width, self.shade, self.use_fill = 4, width, bool(shade), bool(use_fill)
         # added to the gate's logit when coloring, not learned, not saved: an experiment
         # knob (0 = as trained, +50 = always the fill, -50 = never)
         self.fill_trust = 0.0
@@ -59,7 +63,7 @@ class HintFillUNET(chainer.Chain):
     @property
     def save_meta(self):
         """What :func:`checkpoints.load_unet` needs to rebuild this network."""
-        return {'kind': 'hint_fill', 'shade': self.shade}
+        return {'kind': 'hint_fill', 'shade': self.shade, 'use_fill': self.use_fill}
 
     def expand(self, x):
         """The 4-channel input (numpy or CuPy) -> (9-channel input, fill (N,3,H,W),
@@ -70,11 +74,14 @@ class HintFillUNET(chainer.Chain):
                              % (xc.shape,))
         line = np.clip(np.rint((xc[:, 0] + 1) * 127.5), 0, 255).astype(np.uint8)
         hint_rgb, mask = hints_mod.decode(xc[:, 1:4])
-        fills = [fill_mod.bucket_fill(line[i], hint_rgb[i], mask[i]) for i in range(len(xc))]
         m = mask[:, None].astype(np.float32)
-        filled = np.stack([f[1] for f in fills])[:, None].astype(np.float32)
-        fill = np.stack([f[0] for f in fills]).transpose(0, 3, 1, 2).astype(np.float32)
-        fill = (fill / 127.5 - 1) * filled
+        n, _, h, w = xc.shape
+        fill, filled = np.zeros((n, 3, h, w), np.float32), np.zeros((n, 1, h, w), np.float32)
+        if self.use_fill:
+            fills = [fill_mod.bucket_fill(line[i], hint_rgb[i], mask[i]) for i in range(n)]
+            filled = np.stack([f[1] for f in fills])[:, None].astype(np.float32)
+            fill = np.stack([f[0] for f in fills]).transpose(0, 3, 1, 2).astype(np.float32)
+            fill = (fill / 127.5 - 1) * filled
         inner = np.concatenate([xc[:, :1], xc[:, 1:4] * m, m, fill, filled], axis=1)
         xp = self.xp
         return xp.asarray(inner), xp.asarray(fill), xp.asarray(filled)
@@ -102,3 +109,14 @@ class HintFillUNET(chainer.Chain):
         models_mod.warm_start(self.unet, source.unet if isinstance(source, HintFillUNET)
                               else source)
         return self
+
+
+# config.model -> HintFillUNET options ('blog' is models.UNET(in_ch=4), not in this table)
+MODELS = {'mask': dict(use_fill=False), 'fill': dict(), 'fill_shaded': dict(shade=True)}
+
+
+def for_model(model, width):
+    """The untrained hint U-Net a config's ``model`` names ('mask', 'fill', 'fill_shaded')."""
+    if model not in MODELS:
+        raise ValueError('unknown hint model %r; known: blog, %s' % (model, ', '.join(MODELS)))
+    return HintFillUNET(width=width, **MODELS[model])

@@ -23,6 +23,7 @@ from . import atomic
 from . import configs as configs_mod
 from . import data
 from . import distributed
+from . import hint_unet
 from . import hints as hints_mod
 from . import stage2
 from .checkpoints import checkpoints_dir, load_unet, read_log, resolve_checkpoint
@@ -61,14 +62,14 @@ def warm_start(gen, source):
 
 def new_unet(config):
     """The untrained U-Net of a config: the blog's ``UNET`` for 'lines' and 'hints' (or the
-    fill-reading ``HintFillUNET`` when ``config.model`` is 'fill' or 'fill_shaded'), the residual
+    fill-reading ``HintFillUNET`` when ``config.model`` is not 'blog'), the residual
     ``stage2.Stage2UNET`` for 'stage2'. A hint U-Net with ``init_from`` starts as that
     line-only U-Net."""
     if config.kind == 'stage2':
         return (stage2.Stage2UNET if config.residual else UNET)(in_ch=config.in_ch,
                                                                 width=config.width)
-    if config.kind == 'hints' and config.model in ('fill', 'fill_shaded'):
-        gen = HintFillUNET(width=config.width, shade=config.model == 'fill_shaded')
+    if config.kind == 'hints' and config.model != 'blog':
+        gen = hint_unet.for_model(config.model, config.width)
     else:
         gen = UNET(in_ch=config.in_ch, width=config.width)
     if config.kind == 'hints' and config.init_from:

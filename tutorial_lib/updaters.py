@@ -314,5 +314,8 @@ def updater_for(config, iterator, gen, opt_gen, dis=None, opt_dis=None, backend=
     if dis is not None:
         cls = AdversarialUpdater if config.dis == 'blog' else PatchAdversarialUpdater
         return cls(iterator, gen, dis, opt_gen, opt_dis, config.adv_weight, **common)
-    return (LineStyleUpdater if styled else ReconstructionUpdater)(iterator, gen, opt_gen,
-                                                                    **common)
+    updater = (LineStyleUpdater if styled else ReconstructionUpdater)(iterator, gen, opt_gen,
+                                                                       **common)
+    if styled and config.line_styles_without:
+        updater.line_styles = augment.without(config.line_styles_without)
+    return updater
