@@ -45,7 +45,7 @@ def test_measure_run_and_load_round_trip(tmp_path):
     r = ablation.measure_run(run, test, sketch_source='samples')
     assert set(r['test_psnr']) == set(ablation.COUNTS) and r['iterations'] == 6
     assert set(r['sketch_gain']) == {0, 10} and np.isfinite(r['train_minutes'])
-    rows = ablation.curves({'x': dict(r, label='x')}, ['x'], 'sketches')['x (0 min)']
+    rows = list(ablation.curves({'ablate_shaded': r}, ['ablate_shaded'], 'sketches').values())[0]
     assert [row['hints'] for row in rows] == [0, 10]
     path = tmp_path / 'ablation.json'
     path.write_text(json.dumps({'runs': {'x': r}}))

@@ -55,11 +55,12 @@ def measure_run(folder, test, sketch_source='cache'):
         train_minutes=log[-1]['elapsed_time'] / 60 if log else float('nan'))
 
 
-def measure(runs=RUNS, out=RESULTS, size=128):
-    """Measure every finished ablation run under ``runs`` and write ``out`` (JSON)."""
+def measure(runs=RUNS, out=RESULTS, size=128, only=None):
+    """Measure the finished ablation runs under ``runs`` (or those named in ``only``) and
+    write ``out`` (JSON); runs measured before and not measured now keep their numbers."""
     test = data.load_split_resized('test', size)
-    results = {}
-    for name in names():
+    results = load(out) if os.path.exists(str(out)) else {}
+    for name in only or names():
         folder = os.path.join(str(runs), name)
         if not os.path.exists(os.path.join(folder, 'gen.npz')):
             print('%s: no finished run in %s, skipped' % (name, folder))
@@ -68,6 +69,7 @@ def measure(runs=RUNS, out=RESULTS, size=128):
         print('%-22s TEST %s | sketches +%.2f / +%.2f dB' % (
             name, ' / '.join('%.2f' % v for v in results[name]['test_psnr'].values()),
             results[name]['sketch_gain'][0], results[name]['sketch_gain'][10]), flush=True)
+    results = {n: results[n] for n in names() if n in results}
     atomic.write_json(str(out), dict(
         about='tutorial_lib.ablation: each run 1,500 steps from classroom_l2 (configs.'
               'ABLATION_HINTS, ABLATION_STYLES); test_*: all %d TEST pictures at %d px, '
@@ -99,7 +101,7 @@ def curves(results, names, where='test'):
         r = results[name]
         psnr = r['test_psnr' if where == 'test' else 'sketch_psnr']
         err = r['test_hint_error_colored'] if where == 'test' else {}
-        out['%s (%.0f min)' % (r['label'], r['train_minutes'])] = [
+        out['%s (%.0f min)' % (label(name), r['train_minutes'])] = [
             dict(hints=n, psnr=v, hint_error=err.get(n, float('nan')))
             for n, v in sorted(psnr.items())]
     return out
@@ -111,11 +113,12 @@ def main(argv=None):
     p.add_argument('command', choices=['names', 'measure'])
     p.add_argument('--runs', default=str(RUNS), help='folder of the run folders')
     p.add_argument('--out', default=str(RESULTS))
+    p.add_argument('--only', nargs='+', choices=names(), help='measure only these runs')
     args = p.parse_args(argv)
     if args.command == 'names':
         print(' '.join(names()))
         return 0
-    measure(args.runs, args.out)
+    measure(args.runs, args.out, only=args.only)
     return 0
 
 
