@@ -7,7 +7,8 @@ ABLATION_STYLES: 1,500 steps from classroom_l2, width 1/4, 128 px).
     python -m tutorial_lib.ablation measure         # -> data/checkpoints/ablation.json
 
 Per finished run: the hints curve on all TEST pictures (2-px disks at 0 / 10 / 50 hints,
-PSNR and the hint error at colored off-ink hints; single pixels at 50), the held-out real
+PSNR and the hint error at colored off-ink hints; single pixels at 50), PSNR without hints
+with strokes 2 px thinner ... 2 px fatter (failures.line_thickness), the held-out real
 sketches at 0 and 10 hints (gain over line art on white; needs ``make sketches``) and the
 training time its log recorded. The notebooks read the file; they do not retrain.
 """
@@ -21,6 +22,7 @@ from . import atomic
 from . import configs
 from . import data
 from . import evaluation
+from . import failures
 from . import sketches
 from .checkpoints import checkpoints_dir, load_unet, read_log
 
@@ -49,6 +51,7 @@ def measure_run(folder, test, sketch_source='cache'):
         test_psnr={r['hints']: r['psnr'] for r in curve},
         test_hint_error_colored={r['hints']: r['hint_error_colored'] for r in curve},
         test_psnr_1px_50=one_px['psnr'],
+        test_thickness={r['k']: r['psnr'] for r in failures.line_thickness(gen, test)},
         sketch_psnr=sk['psnr'], sketch_gain=sk['gain'],
         sketch_paper_lightness=sk['paper_lightness'],
         iterations=log[-1]['iteration'] if log else 0,
@@ -74,7 +77,8 @@ def measure(runs=RUNS, out=RESULTS, size=128, only=None):
         about='tutorial_lib.ablation: each run 1,500 steps from classroom_l2 (configs.'
               'ABLATION_HINTS, ABLATION_STYLES); test_*: all %d TEST pictures at %d px, '
               'hints sampled from the truth (evaluation.hints_curve, seed 0, disks of radius '
-              '%d; _1px_50: 50 single pixels); sketch_*: the held-out real sketches '
+              '%d; _1px_50: 50 single pixels; _thickness: no hints, strokes k px wider, '
+              'failures.line_thickness); sketch_*: the held-out real sketches '
               '(sketches.measure), gain in dB over line art on white; train_minutes: the '
               'log\'s elapsed time (two runs side by side on a 2-core CPU, one thread each)'
               % (len(test), size, evaluation.CURVE_RADIUS),
@@ -93,15 +97,17 @@ def load(path=RESULTS):
     return runs
 
 
-def curves(results, names, where='test'):
+def curves(results, names, where='test', labels=None):
     """``{label (training minutes): rows}`` for :func:`viz.plot_hints_curve`: PSNR (and, on
-    TEST, the hint error at colored off-ink hints) vs hints, on TEST or the sketches."""
+    TEST, the hint error at colored off-ink hints) vs hints, on TEST or the sketches.
+    ``labels``: ``{name: label}`` instead of the configs' labels, for some runs."""
     out = {}
     for name in names:
         r = results[name]
+        text = (labels or {}).get(name, label(name))
         psnr = r['test_psnr' if where == 'test' else 'sketch_psnr']
         err = r['test_hint_error_colored'] if where == 'test' else {}
-        out['%s (%.0f min)' % (label(name), r['train_minutes'])] = [
+        out['%s (%.0f min)' % (text, r['train_minutes'])] = [
             dict(hints=n, psnr=v, hint_error=err.get(n, float('nan')))
             for n, v in sorted(psnr.items())]
     return out

@@ -291,13 +291,13 @@ ABLATION_HINTS = {
 }
 ABLATION_STYLES = {
     'ablate_plain_lines': ('no line styles', dict(model='fill_shaded', line_styles=False)),
-    'ablate_no_strokes': ('all but width/darkness/blur (= classroom_hints)',
+    'ablate_no_strokes': ('all but width/darkness/blur (shipped)',
                           dict(model='fill_shaded', line_styles_without=('strokes',))),
     'ablate_no_extracted': ('all but OpenCV lines',
                             dict(model='fill_shaded', line_styles_without=('extracted',))),
     'ablate_no_scale': ('all but mosaics/zoom',
                         dict(model='fill_shaded', line_styles_without=('scale',))),
-    'ablate_shaded_seed1': ('+ fill under the lines, another seed',
+    'ablate_shaded_seed1': ('every line style, another seed',
                             dict(model='fill_shaded', seed=1)),
 }
 CONFIGS.update({name: HintTrainConfig(name, 'ablation: ' + label, **dict(_ABLATE, **change))
