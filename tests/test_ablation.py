@@ -2,6 +2,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from tutorial_lib import ablation, augment, configs, training, updaters
 from tutorial_lib.pairs import synthetic_pairs
@@ -51,3 +52,10 @@ def test_measure_run_and_load_round_trip(tmp_path):
     path.write_text(json.dumps({'runs': {'x': r}}))
     back = ablation.load(path)['x']
     assert back['test_psnr'][10] == r['test_psnr'][10]
+
+
+def test_measure_says_first_when_the_real_sketches_are_missing(tmp_path, monkeypatch):
+    monkeypatch.setattr(ablation, 'is_built', lambda: False)
+    with pytest.raises(FileNotFoundError, match='make sketches'):
+        ablation.measure(runs=tmp_path, out=tmp_path / 'ablation.json')
+    assert not (tmp_path / 'ablation.json').exists()

@@ -25,6 +25,7 @@ from . import evaluation
 from . import failures
 from . import sketches
 from .checkpoints import checkpoints_dir, load_unet, read_log
+from .sketch_cache import is_built
 
 RESULTS = checkpoints_dir() / 'ablation.json'
 RUNS = REPO_ROOT / 'runs' / 'ablation'
@@ -61,6 +62,9 @@ def measure_run(folder, test, sketch_source='cache'):
 def measure(runs=RUNS, out=RESULTS, size=128, only=None):
     """Measure the finished ablation runs under ``runs`` (or those named in ``only``) and
     write ``out`` (JSON); runs measured before and not measured now keep their numbers."""
+    if not is_built():      # fail before the long TEST measurement, not after it
+        raise FileNotFoundError('the ablation is also measured on the held-out real sketches: '
+                                'build them first with `make sketches`')
     test = data.load_split_resized('test', size)
     results = load(out) if os.path.exists(str(out)) else {}
     for name in only or names():
