@@ -20,6 +20,8 @@ def test_hints_curve_runs_on_four_pictures():
     matplotlib.use('Agg')
     ax = viz.plot_hints_curve({'tiny': rows})
     assert 'Zhang' in ' '.join(t.get_text() for t in ax.get_legend().get_texts())
+    quiet = viz.plot_hints_curve({'tiny': rows}, legend=False)   # a panel of a shared legend
+    assert quiet.get_legend() is None and quiet.get_legend_handles_labels()[1][0] == 'tiny'
     with pytest.raises(ValueError, match='in_ch=4'):
         evaluation.hints_curve(models.UNET(in_ch=1, width=1 / 16), p)
 

@@ -316,6 +316,6 @@ def updater_for(config, iterator, gen, opt_gen, dis=None, opt_dis=None, backend=
         return cls(iterator, gen, dis, opt_gen, opt_dis, config.adv_weight, **common)
     updater = (LineStyleUpdater if styled else ReconstructionUpdater)(iterator, gen, opt_gen,
                                                                        **common)
-    if styled and config.line_styles_without:
+    if styled:      # the default styles, less the kinds the config switches off
         updater.line_styles = augment.without(config.line_styles_without)
     return updater

@@ -111,12 +111,13 @@ ZHANG_2017_CREDIT = 'reference: Zhang et al. 2017 (ideepcolor), ImageNet'
 
 
 def plot_hints_curve(curves, ax=None, reference=True, key='psnr', title=None, bounds=(),
-                     skip=(), legend_below=False):
+                     skip=(), legend_below=False, legend=True):
     """Draw PSNR (or ``key``) vs number of hints for ``{label: rows}``, with ideepcolor's
     ImageNet curve (Zhang et al. 2017) as a dashed reference. ``bounds``: labels of curves
     that are limits rather than methods (e.g. ``evaluation.ceiling_method``), drawn dotted.
     ``skip``: labels not drawn; every curve keeps its color whatever is skipped, so that
-    two panels of the same ``curves`` match. ``legend_below``: the legend under the axes."""
+    two panels of the same ``curves`` match. ``legend_below``: the legend under the axes;
+    ``legend=False``: none (e.g. one ``fig.legend`` shared by several panels)."""
     import matplotlib.pyplot as plt
     if isinstance(curves, list):
         curves = {'ours': curves}
@@ -140,9 +141,9 @@ def plot_hints_curve(curves, ax=None, reference=True, key='psnr', title=None, bo
     ax.set_ylabel({'psnr': 'PSNR (dB)', 'hint_error': 'hint error (mean |RGB diff|)',
                    'ssim': 'SSIM'}.get(key, key))
     ax.grid(alpha=0.3)
-    if legend_below:
+    if legend and legend_below:
         ax.legend(fontsize=8, loc='upper center', bbox_to_anchor=(0.5, -0.18), ncol=2)
-    else:
+    elif legend:
         ax.legend(fontsize=8)
     if title:
         ax.set_title(title)
