@@ -13,6 +13,7 @@ from chainer.functions.connection import convolution_2d as _c2d
 from chainer.functions.connection import deconvolution_2d as _d2d
 from chainer.utils import conv as _conv
 
+from . import onednn
 from .im2col import (block_matrix, channel_major, col2im_block_add, im2col_block,
                      per_sample_contiguous)
 from .threads import run, scratch, split, thread_count
@@ -42,6 +43,8 @@ MIN_COLS = 256
 DEEP = 1.0
 # Weight gradients with at most SMALL_M rows (output channels) use the transposed product.
 SMALL_M = 32
+# Hand float32 convolutions to oneDNN when its library is installed (infra/onednn.py).
+USE_ONEDNN = True
 
 _DTYPES = (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64))
 _lock = threading.RLock()
@@ -302,9 +305,25 @@ def _fast_ok(node, arrays):
     return dtype in _DTYPES
 
 
+def _use_onednn(arrays):
+    """oneDNN takes float32 (its float64 kernels are reference code, slower than numpy)."""
+    return (USE_ONEDNN and arrays[0].dtype == numpy.float32 and onednn.available())
+
+
+def _contiguous(arrays):
+    return [None if a is None else numpy.ascontiguousarray(a) for a in arrays]
+
+
 def _conv_forward_core(self, x, W, b):
     if not _fast_ok(self, (x, W, b)):
         return _ORIGINAL[_ConvF](self, x, W, b)
+    if _use_onednn((x, W, b)):
+        kh, kw = W.shape[2:]
+        out_h = _conv.get_conv_outsize(x.shape[2], kh, self.sy, self.ph, bool(self.cover_all))
+        out_w = _conv.get_conv_outsize(x.shape[3], kw, self.sx, self.pw, bool(self.cover_all))
+        onednn.set_threads(thread_count())
+        return onednn.conv_forward(*_contiguous((x, W, b)), (self.sy, self.sx),
+                                   (self.ph, self.pw), (out_h, out_w)),
     return conv2d_forward(x, W, b, self.sy, self.sx, self.ph, self.pw,
                           bool(self.cover_all)),
 
@@ -317,6 +336,11 @@ def _conv_grad_w_core(self, x, gy):
     out_w = _conv.get_conv_outsize(w, self.kw, self.sx, self.pw, bool(self.cover_all))
     if gy.shape[2:] != (out_h, out_w):  # should not happen; let Chainer complain
         return _ORIGINAL[_ConvGW](self, x, gy)
+    if _use_onednn((x, gy)):
+        onednn.set_threads(thread_count())
+        x, gy = _contiguous((x, gy))
+        return onednn.conv_grad_w(x, gy, (gy.shape[1], c, self.kh, self.kw),
+                                  (self.sy, self.sx), (self.ph, self.pw)),
     return conv2d_grad_w(x, gy, self.kh, self.kw, self.sy, self.sx, self.ph, self.pw),
 
 
@@ -327,6 +351,10 @@ def _deconv_forward_core(self, x, W, b):
         # What forward_gpu does; stock forward_cpu leaves it unset, and backward's
         # grad-W-only branch then calls _set_cover_all with arrays instead of shapes.
         self._set_cover_all(x.shape, W.shape)
+    if _use_onednn((x, W, b)):
+        onednn.set_threads(thread_count())
+        return onednn.deconv_forward(*_contiguous((x, W, b)), (self.sy, self.sx),
+                                     (self.ph, self.pw), (self.outh, self.outw)),
     return deconv2d_forward(x, W, b, self.sy, self.sx, self.ph, self.pw,
                             self.outh, self.outw),
 
