@@ -11,6 +11,7 @@ import numpy
 from chainer.backends import intel64
 from chainer.functions.normalization import batch_normalization as _bn
 
+from . import onednn
 from .threads import run, scratch, split, thread_count
 
 __all__ = ['enable', 'disable', 'is_enabled', 'bn_inference', 'bn_train_forward',
@@ -30,6 +31,7 @@ _ORIGINAL = {
 BLOCK_BYTES = 256 << 10   # bytes of x per block (x, y/gy/gx and a scratch block fit in L2)
 PARALLEL_BYTES = 1 << 20  # below this many bytes of x, one block in the calling thread
 
+USE_ONEDNN = True  # float32 4-D arrays go to oneDNN when its library is installed
 _DTYPES = (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64))
 _lock = threading.RLock()
 
@@ -201,6 +203,13 @@ def _fast_ok(x, vectors, axis, big=()):
 # The three replacements
 # ----------------------------------------------------------------------------------
 
+def _use_onednn(x):
+    if not (USE_ONEDNN and x.dtype == numpy.float32 and x.ndim == 4 and onednn.available()):
+        return False
+    onednn.set_threads(thread_count())
+    return True
+
+
 def _fixed_forward(self, inputs):
     x, gamma, beta, mean, var = inputs
     axis = _bn._compute_axis(x.ndim, gamma.ndim, self.axis)
@@ -229,7 +238,11 @@ def _general_forward(self, axis, gamma, x, x_layout, xp, expander,
         return _ORIGINAL[(_General, 'forward')](
             self, axis, gamma, x, x_layout, xp, expander,
             beta, eps, decay, running_mean, running_var)
-    y, mean, var, inv_std = bn_train_forward(x, gamma, beta, eps)
+    if _use_onednn(x):
+        y, mean, var = onednn.bn_train_forward(x, gamma, beta, eps)
+        inv_std = numpy.reciprocal(numpy.sqrt(var + eps, dtype=var.dtype))
+    else:
+        y, mean, var, inv_std = bn_train_forward(x, gamma, beta, eps)
     if running_mean is not None:  # as Chainer updates them (unbiased variance)
         m = x.size // gamma.size
         adjust = m / max(m - 1., 1.)
@@ -248,7 +261,12 @@ def _general_backward(self, axis, gamma, gy, x, x_layout, xp,
         return _ORIGINAL[(_General, 'backward')](
             self, axis, gamma, gy, x, x_layout, xp,
             expander, mean, inv_std, eps, var, forward_data)
-    gx, ggamma, gbeta = bn_train_backward(x, gamma, gy, mean, inv_std)
+    if _use_onednn(x):
+        if var is None:  # Chainer keeps only inv_std = 1 / sqrt(var + eps) for backward
+            var = (1.0 / numpy.square(inv_std, dtype=numpy.float64) - eps).astype(x.dtype)
+        gx, ggamma, gbeta = onednn.bn_train_backward(x, gamma, gy, mean, var, eps)
+    else:
+        gx, ggamma, gbeta = bn_train_backward(x, gamma, gy, mean, inv_std)
     return gx, None, ggamma, gbeta
 
 

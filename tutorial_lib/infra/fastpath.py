@@ -4,13 +4,13 @@ import contextlib
 import os
 import threading
 
-from . import fastadam, fastbn, fastconv
+from . import fastadam, fastbn, fastconv, fastrelu
 
 __all__ = ['enable', 'disable', 'is_enabled', 'stock', 'fast', 'enable_from_env']
 
 # ReLU stays Chainer's: it is memory-bound, and one core already saturates the memory
 # bandwidth, so a threaded, blocked version gains nothing.
-_PARTS = (fastconv, fastbn, fastadam)
+_PARTS = (fastconv, fastbn, fastadam, fastrelu)
 _lock = threading.RLock()
 
 
