@@ -58,13 +58,14 @@ def test_compare_interleaves_and_divides():
     try:
         found = bench_torch.compare_torch(
             [('k', ours, dict(kind='train', width=1.0, size=16, batch=1, in_ch=1), 5)],
-            worker, repeats=4, warmup=1)
+            worker, repeats=4, warmup=1, block=3)
     finally:
         worker.close()
     assert worker.proc.returncode == 0
     e = found['k']
     assert e['order'] == ['ours', 'torch', 'torch', 'ours', 'ours', 'torch', 'torch', 'ours']
-    assert len(calls) == 5 and len(e['ours_all_s']) == len(e['torch_all_s']) == 4
+    # 1 warm-up + 4 turns of 3 steps, the first of each turn not timed
+    assert len(calls) == 13 and len(e['ours_all_s']) == len(e['torch_all_s']) == 8
     assert 1.4 < e['ratio'] < 3.0, e
     assert abs(e['ratio'] - e['ours_s'] / e['torch_s']) < 0.02 * e['ratio']  # (rounded)
 

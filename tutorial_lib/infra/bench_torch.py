@@ -9,6 +9,10 @@ import time
 
 from .bench_workloads import MODES
 
+# Each side runs this many steps back to back and the first is not timed: a training loop
+# runs steps back to back, and the first step after the other side's turn pays for it (the
+# other process's OpenMP threads still spinning, cold caches).
+BLOCK = 3
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'torch_bench_worker.py')
 
 
@@ -60,12 +64,14 @@ def torch_specs(quick):
             'infer512': dict(kind='infer', width=1.0, size=512, in_ch=4)}
 
 
-def compare_torch(jobs, worker, repeats, warmup=1, mode='fast', log=None):
+def compare_torch(jobs, worker, repeats, warmup=1, mode='fast', log=None, block=BLOCK):
     """``jobs``: [(key, our step function, spec, our parameter count)]. For each job the
-    worker builds the same network, then our step and PyTorch's alternate (ours, theirs,
-    theirs, ours, ...) after ``warmup`` runs of each. Returns {key: entry} with the
-    medians and ``ratio`` = ours / PyTorch (above 1: tutorial_lib is slower)."""
+    worker builds the same network, then turns alternate (ours, theirs, theirs, ours, ...)
+    after ``warmup`` runs of each; in a turn a side runs ``block`` steps back to back and
+    all but the first are timed. Returns {key: entry} with the medians and ``ratio`` =
+    ours / PyTorch (above 1: tutorial_lib is slower)."""
     found = {}
+    skip = 1 if block > 1 else 0
     for key, fn, spec, params in jobs:
         reply = worker.request(cmd='setup', key=key, **spec)
         if params is not None and reply['params'] >= 0 and reply['params'] != params:
@@ -80,15 +86,18 @@ def compare_torch(jobs, worker, repeats, warmup=1, mode='fast', log=None):
                 for side in (('ours', 'torch') if r % 2 == 0 else ('torch', 'ours')):
                     gc.collect()
                     if side == 'ours':
-                        t0 = time.perf_counter()
-                        fn()
-                        ours.append(time.perf_counter() - t0)
+                        for i in range(block):
+                            t0 = time.perf_counter()
+                            fn()
+                            if i >= skip:
+                                ours.append(time.perf_counter() - t0)
                     else:
-                        theirs.append(worker.request(cmd='run', key=key)['seconds'])
+                        steps = worker.request(cmd='run', key=key, times=block)
+                        theirs.extend(steps['all_seconds'][skip:])
                     order.append(side)
         a, b = statistics.median(ours), statistics.median(theirs)
         found[key] = {'ours_s': round(a, 4), 'torch_s': round(b, 4),
-                      'ratio': round(a / b, 3), 'params': params,
+                      'ratio': round(a / b, 3), 'params': params, 'block': block,
                       'ours_all_s': [round(t, 4) for t in ours],
                       'torch_all_s': [round(t, 4) for t in theirs], 'order': order}
         if log:

@@ -363,6 +363,19 @@ _FAST = {_ConvF: _conv_forward_core, _ConvGW: _conv_grad_w_core,
          _DeconvF: _deconv_forward_core}
 
 
+def _sharing_backward(cls):
+    original = cls.__dict__['backward']
+
+    def backward(self, indexes, grad_outputs):
+        # Both gradients read gy: oneDNN reorders it into the kernels' layout once.
+        with onednn.sharing():
+            return original(self, indexes, grad_outputs)
+    return original, backward
+
+
+_BACKWARD = {cls: _sharing_backward(cls) for cls in (_ConvF, _DeconvF)}
+
+
 # ----------------------------------------------------------------------------------
 # Switching this module alone (fastpath switches the whole fast CPU path)
 # ----------------------------------------------------------------------------------
@@ -372,6 +385,8 @@ def enable():
     with _lock:
         for cls, fn in _FAST.items():
             cls._forward_cpu_core = fn
+        for cls, (_, fn) in _BACKWARD.items():
+            cls.backward = fn
 
 
 def disable():
@@ -379,6 +394,8 @@ def disable():
     with _lock:
         for cls, fn in _ORIGINAL.items():
             cls._forward_cpu_core = fn
+        for cls, (fn, _) in _BACKWARD.items():
+            cls.backward = fn
 
 
 def is_enabled():

@@ -12,6 +12,7 @@ Three operations, each on C-contiguous float32 arrays in Chainer's layouts:
 (its kernel is generated for this CPU when the plan is made) plus the reorders between
 Chainer's plain layouts and the blocked layouts the kernel prefers.
 """
+import contextlib
 import ctypes
 import os
 import sys
@@ -92,6 +93,7 @@ def _declare(lib):
         'dnnl_memory_create': [ctypes.POINTER(_p), _p, _p, _p],
         'dnnl_memory_set_data_handle': [_p, _p],
         'dnnl_memory_destroy': [_p],
+        'dnnl_memory_get_memory_desc': [_p, ctypes.POINTER(_p)],
         'dnnl_primitive_desc_query_md': [_p, ctypes.c_int, ctypes.c_int],
         'dnnl_primitive_desc_query': [_p, ctypes.c_int, ctypes.c_int, _p],
         'dnnl_primitive_desc_destroy': [_p],
@@ -208,6 +210,35 @@ def _primitive(pd, what):
     return prim
 
 
+def _set_handle(mem, pointer):
+    _check(_lib.dnnl_memory_set_data_handle(mem, pointer), 'memory_set_data_handle')
+
+
+def _memory_md(mem):
+    md = _p()
+    _check(_lib.dnnl_memory_get_memory_desc(mem, ctypes.byref(md)), 'memory_get_memory_desc')
+    return md
+
+
+_shared = threading.local()
+
+
+@contextlib.contextmanager
+def sharing():
+    """Inside this block an array that one kernel reordered into its layout is not reordered
+    again for the next kernel that wants it in the same layout (fastconv wraps the backward
+    of a convolution in it: the gradients of the input and of the weights both read gy).
+    Nothing may change an array in place inside the block."""
+    outer = getattr(_shared, 'arrays', None)
+    if outer is None:
+        _shared.arrays = {}
+    try:
+        yield
+    finally:
+        if outer is None:
+            _shared.arrays = None
+
+
 class _Arg:
     """One argument of a primitive: Chainer's plain layout (``user``) and, when the kernel
     wants another layout, a buffer in that layout and the reorder between the two."""
@@ -215,14 +246,16 @@ class _Arg:
     def __init__(self, user_md, prim_md, incoming):
         self.user_mem = _memory(user_md)
         self.reorder = None
+        self.borrowed = False
         if _lib.dnnl_memory_desc_equal(user_md, prim_md):
             self.mem = self.user_mem
             return
         self.buffer = numpy.empty(_lib.dnnl_memory_desc_get_size(prim_md) + 64, numpy.uint8)
         offset = (-self.buffer.ctypes.data) % 64
         self.mem = _memory(prim_md)
-        _check(_lib.dnnl_memory_set_data_handle(self.mem, self.buffer.ctypes.data + offset),
-               'memory_set_data_handle')
+        self.handle = self.buffer.ctypes.data + offset
+        self.borrowed = False
+        _set_handle(self.mem, self.handle)
         src, dst = (user_md, prim_md) if incoming else (prim_md, user_md)
         rpd = _p()
         _check(_lib.dnnl_reorder_primitive_desc_create(ctypes.byref(rpd), src, _engine,
@@ -241,6 +274,29 @@ class _Arg:
         if self.reorder is not None:
             _check(_lib.dnnl_primitive_execute(self.reorder, _stream, 2, self.reorder_args),
                    'reorder execute')
+
+    def prepare(self, array, shared):
+        """Bring an incoming array into the kernel's layout. Inside :func:`sharing`
+        (``shared`` is its dict), an array another kernel already reordered into the same
+        layout is read from that kernel's buffer instead of being reordered again."""
+        if self.reorder is None:
+            return
+        if shared is not None:
+            hit = shared.get(id(array))
+            if hit is not None and hit[0] is array and _lib.dnnl_memory_desc_equal(
+                    _memory_md(hit[1].mem), _memory_md(self.mem)):
+                _set_handle(self.mem, hit[1].handle)
+                self.borrowed = True
+                return
+            for key in [k for k, v in shared.items() if v[1] is self]:
+                del shared[key]  # this buffer is about to be overwritten
+            shared[id(array)] = (array, self)
+        self.run_reorder()
+
+    def release(self):
+        if self.borrowed:
+            _set_handle(self.mem, self.handle)
+            self.borrowed = False
 
 
 class _Plan:
@@ -262,17 +318,22 @@ class _Plan:
 
     def run(self, arrays):
         with self.lock:
-            for (_, arg, _), array in zip(self.args, arrays):
+            shared = getattr(_shared, 'arrays', None)
+            for (_, arg, incoming), array in zip(self.args, arrays):
                 arg.bind(array)
-            for _, arg, incoming in self.args:
                 if incoming:
-                    arg.run_reorder()
-            _check(_lib.dnnl_primitive_execute(self.prim, _stream, len(self.args),
-                                               self.exec_args), 'execute')
-            for _, arg, incoming in self.args:
-                if not incoming:
-                    arg.run_reorder()
-            _check(_lib.dnnl_stream_wait(_stream), 'stream_wait')
+                    arg.prepare(array, shared)
+            try:
+                _check(_lib.dnnl_primitive_execute(self.prim, _stream, len(self.args),
+                                                   self.exec_args), 'execute')
+                for _, arg, incoming in self.args:
+                    if not incoming:
+                        arg.run_reorder()
+                _check(_lib.dnnl_stream_wait(_stream), 'stream_wait')
+            finally:
+                for _, arg, incoming in self.args:
+                    if incoming:
+                        arg.release()
 
 
 _plans = {}
