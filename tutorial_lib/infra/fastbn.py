@@ -11,7 +11,7 @@ import numpy
 from chainer.backends import intel64
 from chainer.functions.normalization import batch_normalization as _bn
 
-from . import onednn
+from . import onednn, onednn_ops
 from .threads import run, scratch, split, thread_count
 
 __all__ = ['enable', 'disable', 'is_enabled', 'bn_inference', 'bn_train_forward',
@@ -180,17 +180,19 @@ def _array_ok(a, dtype):
     return type(a) is numpy.ndarray and a.dtype == dtype
 
 
-def _fast_ok(x, vectors, axis, big=()):
+def _fast_ok(x, vectors, axis, big=(), any_layout=False):
     """x and the arrays in ``big`` C-contiguous (N, C, ...) numpy arrays of one float
-    dtype, every vector 1-D of that dtype and length C, statistics over all axes but 1."""
+    dtype (with ``any_layout``: laid out in any way oneDNN reads), every vector 1-D of that
+    dtype and length C, statistics over all axes but 1."""
     if type(x) is not numpy.ndarray or x.dtype not in _DTYPES or x.ndim < 2 or x.size == 0:
         return False
-    if not x.flags.c_contiguous:
+    if not (x.flags.c_contiguous or any_layout):
         return False
     if tuple(axis) != (0,) + tuple(range(2, x.ndim)):
         return False
     for a in big:
-        if not _array_ok(a, x.dtype) or a.shape != x.shape or not a.flags.c_contiguous:
+        if (not _array_ok(a, x.dtype) or a.shape != x.shape
+                or not (a.flags.c_contiguous or any_layout)):
             return False
     c = x.shape[1]
     for v in vectors:
@@ -203,8 +205,12 @@ def _fast_ok(x, vectors, axis, big=()):
 # The three replacements
 # ----------------------------------------------------------------------------------
 
-def _use_onednn(x):
-    if not (USE_ONEDNN and x.dtype == numpy.float32 and x.ndim == 4 and onednn.available()):
+def _use_onednn(x, big=()):
+    """oneDNN takes float32 4-D x laid out as NCHW or channels-last (the layouts the fast
+    convolutions return), and other arrays of any layout."""
+    if not (USE_ONEDNN and type(x) is numpy.ndarray and x.dtype == numpy.float32
+            and x.ndim == 4 and (x.flags.c_contiguous or onednn_ops.is_channels_last(x))
+            and all(onednn_ops.supported(a) for a in big) and onednn.available()):
         return False
     onednn.set_threads(thread_count())
     return True
@@ -213,7 +219,8 @@ def _use_onednn(x):
 def _fixed_forward(self, inputs):
     x, gamma, beta, mean, var = inputs
     axis = _bn._compute_axis(x.ndim, gamma.ndim, self.axis)
-    if not _fast_ok(x, (gamma, beta, mean, var), axis):
+    dnnl = _use_onednn(x)
+    if not _fast_ok(x, (gamma, beta, mean, var), axis, any_layout=dnnl):
         return _ORIGINAL[(_Fixed, 'forward')](self, inputs)
     # Exactly the state Chainer's forward leaves for backward / FixedBatchNormalizationGrad.
     self.retain_inputs((0, 1, 3, 4))
@@ -223,13 +230,16 @@ def _fixed_forward(self, inputs):
                           for i in range(x.ndim))
     self.inv_var = numpy.reciprocal(var + self.eps)
     self.inv_std = numpy.sqrt(self.inv_var, dtype=self.inv_var.dtype)
+    if dnnl:
+        return onednn_ops.bn_inference(x, gamma, beta, mean, var, self.eps),
     return bn_inference(x, gamma, beta, mean, self.inv_std),
 
 
 def _general_forward(self, axis, gamma, x, x_layout, xp, expander,
                      beta, eps, decay, running_mean, running_var):
+    dnnl = xp is numpy and _use_onednn(x)
     ok = (xp is numpy and x_layout is None
-          and _fast_ok(x, (gamma, beta), axis)
+          and _fast_ok(x, (gamma, beta), axis, any_layout=dnnl)
           and (running_mean is None
                or (_array_ok(running_mean, x.dtype) and _array_ok(running_var, x.dtype)
                    and running_mean.shape == gamma.shape
@@ -238,8 +248,8 @@ def _general_forward(self, axis, gamma, x, x_layout, xp, expander,
         return _ORIGINAL[(_General, 'forward')](
             self, axis, gamma, x, x_layout, xp, expander,
             beta, eps, decay, running_mean, running_var)
-    if _use_onednn(x):
-        y, mean, var = onednn.bn_train_forward(x, gamma, beta, eps)
+    if dnnl:
+        y, mean, var = onednn_ops.bn_train_forward(x, gamma, beta, eps)
         inv_std = numpy.reciprocal(numpy.sqrt(var + eps, dtype=var.dtype))
     else:
         y, mean, var, inv_std = bn_train_forward(x, gamma, beta, eps)
@@ -255,16 +265,17 @@ def _general_forward(self, axis, gamma, x, x_layout, xp, expander,
 
 def _general_backward(self, axis, gamma, gy, x, x_layout, xp,
                       expander, mean, inv_std, eps, var, forward_data):
+    dnnl = xp is numpy and _use_onednn(x, (gy,))
     ok = (xp is numpy and x_layout is None
-          and _fast_ok(x, (gamma, mean, inv_std), axis, big=(gy,)))
+          and _fast_ok(x, (gamma, mean, inv_std), axis, big=(gy,), any_layout=dnnl))
     if not ok:
         return _ORIGINAL[(_General, 'backward')](
             self, axis, gamma, gy, x, x_layout, xp,
             expander, mean, inv_std, eps, var, forward_data)
-    if _use_onednn(x):
+    if dnnl:
         if var is None:  # Chainer keeps only inv_std = 1 / sqrt(var + eps) for backward
             var = (1.0 / numpy.square(inv_std, dtype=numpy.float64) - eps).astype(x.dtype)
-        gx, ggamma, gbeta = onednn.bn_train_backward(x, gamma, gy, mean, var, eps)
+        gx, ggamma, gbeta = onednn_ops.bn_train_backward(x, gamma, gy, mean, var, eps)
     else:
         gx, ggamma, gbeta = bn_train_backward(x, gamma, gy, mean, inv_std)
     return gx, None, ggamma, gbeta

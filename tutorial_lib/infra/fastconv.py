@@ -13,7 +13,7 @@ from chainer.functions.connection import convolution_2d as _c2d
 from chainer.functions.connection import deconvolution_2d as _d2d
 from chainer.utils import conv as _conv
 
-from . import onednn
+from . import onednn, onednn_ops
 from .im2col import (block_matrix, channel_major, col2im_block_add, im2col_block,
                      per_sample_contiguous)
 from .threads import run, scratch, split, thread_count
@@ -306,12 +306,17 @@ def _fast_ok(node, arrays):
 
 
 def _use_onednn(arrays):
-    """oneDNN takes float32 (its float64 kernels are reference code, slower than numpy)."""
-    return (USE_ONEDNN and arrays[0].dtype == numpy.float32 and onednn.available())
+    """oneDNN takes float32 (its float64 kernels are reference code, slower than numpy);
+    weights and biases are made C-contiguous, the data arrays may have any layout."""
+    if not (USE_ONEDNN and all(a is None or onednn_ops.supported(a) for a in arrays)
+            and onednn.available()):
+        return False
+    onednn.set_threads(thread_count())
+    return True
 
 
-def _contiguous(arrays):
-    return [None if a is None else numpy.ascontiguousarray(a) for a in arrays]
+def _params(W, b):
+    return (numpy.ascontiguousarray(W), None if b is None else numpy.ascontiguousarray(b))
 
 
 def _conv_forward_core(self, x, W, b):
@@ -321,9 +326,8 @@ def _conv_forward_core(self, x, W, b):
         kh, kw = W.shape[2:]
         out_h = _conv.get_conv_outsize(x.shape[2], kh, self.sy, self.ph, bool(self.cover_all))
         out_w = _conv.get_conv_outsize(x.shape[3], kw, self.sx, self.pw, bool(self.cover_all))
-        onednn.set_threads(thread_count())
-        return onednn.conv_forward(*_contiguous((x, W, b)), (self.sy, self.sx),
-                                   (self.ph, self.pw), (out_h, out_w)),
+        return onednn_ops.conv_forward(x, *_params(W, b), (self.sy, self.sx),
+                                       (self.ph, self.pw), (out_h, out_w)),
     return conv2d_forward(x, W, b, self.sy, self.sx, self.ph, self.pw,
                           bool(self.cover_all)),
 
@@ -337,10 +341,8 @@ def _conv_grad_w_core(self, x, gy):
     if gy.shape[2:] != (out_h, out_w):  # should not happen; let Chainer complain
         return _ORIGINAL[_ConvGW](self, x, gy)
     if _use_onednn((x, gy)):
-        onednn.set_threads(thread_count())
-        x, gy = _contiguous((x, gy))
-        return onednn.conv_grad_w(x, gy, (gy.shape[1], c, self.kh, self.kw),
-                                  (self.sy, self.sx), (self.ph, self.pw)),
+        return onednn_ops.conv_grad_w(x, gy, (gy.shape[1], c, self.kh, self.kw),
+                                      (self.sy, self.sx), (self.ph, self.pw)),
     return conv2d_grad_w(x, gy, self.kh, self.kw, self.sy, self.sx, self.ph, self.pw),
 
 
@@ -352,9 +354,8 @@ def _deconv_forward_core(self, x, W, b):
         # grad-W-only branch then calls _set_cover_all with arrays instead of shapes.
         self._set_cover_all(x.shape, W.shape)
     if _use_onednn((x, W, b)):
-        onednn.set_threads(thread_count())
-        return onednn.deconv_forward(*_contiguous((x, W, b)), (self.sy, self.sx),
-                                     (self.ph, self.pw), (self.outh, self.outw)),
+        return onednn_ops.deconv_forward(x, *_params(W, b), (self.sy, self.sx),
+                                         (self.ph, self.pw), (self.outh, self.outw)),
     return deconv2d_forward(x, W, b, self.sy, self.sx, self.ph, self.pw,
                             self.outh, self.outw),
 

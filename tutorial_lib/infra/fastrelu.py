@@ -11,7 +11,7 @@ import numpy
 
 from chainer.functions.activation import relu as _relu
 
-from . import onednn
+from . import onednn, onednn_ops
 from .threads import thread_count
 
 __all__ = ['enable', 'disable', 'is_enabled']
@@ -24,9 +24,11 @@ _lock = threading.RLock()
 
 
 def _ok(*arrays):
+    # One flat pass over memory: every array dense (NCHW or channels-last) and laid out
+    # like the first.
     for a in arrays:
         if (type(a) is not numpy.ndarray or a.dtype != numpy.float32 or a.size == 0
-                or not a.flags.c_contiguous):
+                or a.strides != arrays[0].strides or onednn_ops.flat(a) is None):
             return False
     if not (USE_ONEDNN and onednn.available()):
         return False
@@ -39,14 +41,14 @@ def _relu_forward(self, inputs):
     if not _ok(x):
         return _ORIGINAL[_ReLU](self, inputs)
     self.retain_outputs((0,))
-    return onednn.relu_forward(x),
+    return onednn_ops.relu_forward(x),
 
 
 def _grad_forward(self, inputs):
     gy, = inputs
     if not _ok(gy, self.b) or gy.shape != self.b.shape:
         return _ORIGINAL[_Grad](self, inputs)
-    return onednn.relu_backward(self.b, gy),
+    return onednn_ops.relu_backward(self.b, gy),
 
 
 _FAST = {_ReLU: _relu_forward, _Grad: _grad_forward}
