@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import tutorial_lib  # noqa: F401  (compat shim before chainer)
-from tutorial_lib.infra import fastbn, fastconv, fastpath, threads
+from tutorial_lib.infra import fastbn, fastconv, fastpath, onednn, onednn_ops, threads
 import chainer
 import chainer.functions as F
 from chainer import gradient_check
@@ -115,11 +115,21 @@ def test_blocks_cover_the_array():
             assert (seen == 1).all(), (n, c, m, bb)
 
 
-def test_larger_float32_close_to_float64_truth():
-    """float32 results stay as close to the exact (float64) answer as stock's do."""
+@pytest.mark.parametrize('engine', ['numpy', 'onednn'])
+def test_larger_float32_close_to_float64_truth(engine):
+    """float32 results stay as close to the exact (float64) answer as stock's do (numpy's
+    two-pass statistics, NCHW arrays). oneDNN (channels-last arrays) sums in float32: here
+    (offset 10, 32K values per channel) measured 1.5e-6 relative error of the mean and up
+    to 2.3e-5 of the gradients, bounded at 5e-5."""
+    if engine == 'onednn' and not onednn.available():
+        pytest.skip('libdnnl not loaded')
     x, gamma, beta, mean, var, gy = bn_inputs((2, 8, 64, 64), np.float64, offset=10.0)
     truth = run_train(x, gamma, beta, mean, var, gy)
     args32 = [a.astype(np.float32) for a in (x, gamma, beta, mean, var, gy)]
+    if engine == 'onednn':  # channels-last x and gy: the layout oneDNN takes
+        args32 = [np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+                  if a.ndim == 4 else a for a in args32]
+        assert onednn_ops.is_channels_last(args32[0])
     with fastpath.stock():
         ref = run_train(*args32)
     with fastpath.fast():
@@ -127,7 +137,8 @@ def test_larger_float32_close_to_float64_truth():
     for t, a, b in zip(truth, ref, got):
         err_stock = relerr(t.astype(np.float32), a)
         err_fast = relerr(t.astype(np.float32), b)
-        assert err_fast < max(4 * err_stock, 1e-6), (err_fast, err_stock)
+        bound = max(4 * err_stock, 1e-6) if engine == 'numpy' else 5e-5
+        assert err_fast < bound, (err_fast, err_stock)
 
 
 @pytest.mark.parametrize('shape', [(2, 3, 4, 5), (3, 4)])

@@ -18,7 +18,8 @@ OPTIONAL = {'cupy', 'cupyx', 'playwright', 'torch', 'mpi4py', 'chainermn', 'ipyc
 # below. A new module must be given a layer here.
 LAYERS = {
     'infra (under the course)': 'infra infra.compat infra.backend infra.fastpath infra.fastconv '
-                                'infra.fastbn infra.fastadam infra.threads infra.im2col '
+                                'infra.fastbn infra.fastadam infra.fastrelu infra.onednn '
+                                'infra.onednn_ops infra.threads infra.im2col '
                                 'infra.figcheck infra.torch_bench_worker',
     'pictures and plumbing': 'images atomic imageheader cli configs pairs',
     'ideas': 'lines openmoji models patch_dis hints fill hint_unet augment metrics viz',

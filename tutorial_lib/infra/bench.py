@@ -18,7 +18,7 @@ import numpy as np
 
 import chainer
 
-from . import backend, fastpath, threads
+from . import backend, fastpath, onednn, threads
 from .bench_profile import print_profile, profile_step
 from .bench_torch import TorchWorker, compare_torch, torch_specs
 from .bench_workloads import conv_flops, recolor_latency, sgemm_peak, time_interleaved, workloads
@@ -81,6 +81,10 @@ def _machine(args, repeats):
           % (np.__version__, chainer.__version__, os.cpu_count() or 0,
              os.path.basename(info['library'] or '?'), info['mode'],
              info['blas_threads'], info['fastconv_threads']))
+    dnnl = onednn.info()
+    result['machine']['onednn'] = dnnl
+    print('oneDNN: %s' % (dnnl['library'] if dnnl['available'] else
+                          'not used (%s); convolutions run on numpy' % dnnl['error']))
     print('load average before: %s' % (result['load_average_before'],))
     peak, peaks = sgemm_peak(512 if args.quick else 2048)
     result['sgemm_peak_gflops'] = round(peak, 1)

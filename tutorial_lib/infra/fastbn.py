@@ -31,7 +31,7 @@ _ORIGINAL = {
 BLOCK_BYTES = 256 << 10   # bytes of x per block (x, y/gy/gx and a scratch block fit in L2)
 PARALLEL_BYTES = 1 << 20  # below this many bytes of x, one block in the calling thread
 
-USE_ONEDNN = True  # float32 4-D arrays go to oneDNN when its library is installed
+USE_ONEDNN = True  # channels-last float32 arrays go to oneDNN when it is installed
 _DTYPES = (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64))
 _lock = threading.RLock()
 
@@ -206,10 +206,12 @@ def _fast_ok(x, vectors, axis, big=(), any_layout=False):
 # ----------------------------------------------------------------------------------
 
 def _use_onednn(x, big=()):
-    """oneDNN takes float32 4-D x laid out as NCHW or channels-last (the layouts the fast
-    convolutions return), and other arrays of any layout."""
+    """oneDNN takes float32 4-D x laid out channels-last (what the fast convolutions return
+    for small layers), which the numpy code below does not handle; gy may be laid out in any
+    way. NCHW arrays stay with the numpy code: as fast, and its two-pass statistics are
+    more accurate than oneDNN's float32 one-pass sums (docs/fast-cpu-path.md)."""
     if not (USE_ONEDNN and type(x) is numpy.ndarray and x.dtype == numpy.float32
-            and x.ndim == 4 and (x.flags.c_contiguous or onednn_ops.is_channels_last(x))
+            and onednn_ops.is_channels_last(x)
             and all(onednn_ops.supported(a) for a in big) and onednn.available()):
         return False
     onednn.set_threads(thread_count())

@@ -1,5 +1,6 @@
-"""The one switch of the fast CPU path: convolutions (fastconv), batch normalization (fastbn)
-and the Adam update (fastadam) on or off together; ``import tutorial_lib`` turns it on."""
+"""The one switch of the fast CPU path: convolutions (fastconv), batch normalization (fastbn),
+ReLU (fastrelu) and the Adam update (fastadam) on or off together; ``import tutorial_lib``
+turns it on. Where oneDNN is installed the first three run on it (infra/onednn.py)."""
 import contextlib
 import os
 import threading
@@ -8,15 +9,13 @@ from . import fastadam, fastbn, fastconv, fastrelu
 
 __all__ = ['enable', 'disable', 'is_enabled', 'stock', 'fast', 'enable_from_env']
 
-# ReLU stays Chainer's: it is memory-bound, and one core already saturates the memory
-# bandwidth, so a threaded, blocked version gains nothing.
 _PARTS = (fastconv, fastbn, fastadam, fastrelu)
 _lock = threading.RLock()
 
 
 def enable():
-    """Route Chainer's CPU conv/deconv cores, batch normalization and Adam update to the
-    fast code (idempotent)."""
+    """Route Chainer's CPU conv/deconv cores, batch normalization, ReLU and Adam update to
+    the fast code (idempotent)."""
     with _lock:
         for part in _PARTS:
             part.enable()

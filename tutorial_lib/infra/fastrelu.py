@@ -1,6 +1,7 @@
 """ReLU and its gradient on oneDNN (when its library is installed): one vectorized pass on
 all cores instead of numpy's ``maximum`` and ``gy * (y > 0)`` (a boolean temporary and
-a second pass). Equal to stock Chainer (the same selection of values).
+a second pass), in NCHW or channels-last layout alike. Equal to stock Chainer (the same
+selection of values). Without oneDNN, or for other dtypes and layouts, Chainer's code runs.
 
 :mod:`tutorial_lib.infra.fastpath` switches it with the rest of the fast CPU path.
 """
@@ -55,16 +56,19 @@ _FAST = {_ReLU: _relu_forward, _Grad: _grad_forward}
 
 
 def enable():
+    """Route Chainer's CPU ReLU and ReLU gradient to oneDNN where it is loaded (idempotent)."""
     with _lock:
         for cls, fn in _FAST.items():
             cls.forward_cpu = fn
 
 
 def disable():
+    """Put Chainer's own methods back (idempotent)."""
     with _lock:
         for cls, fn in _ORIGINAL.items():
             cls.forward_cpu = fn
 
 
 def is_enabled():
+    """True when both methods are the fast ones."""
     return all(cls.__dict__.get('forward_cpu') is fn for cls, fn in _FAST.items())

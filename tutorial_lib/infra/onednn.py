@@ -21,7 +21,7 @@ import threading
 from . import compat  # noqa: F401  (numpy 2 names chainer needs; before numpy users)
 import numpy
 
-__all__ = ['available', 'load_error', 'set_threads', 'sharing', 'implementation',
+__all__ = ['available', 'info', 'load_error', 'set_threads', 'sharing', 'implementation',
            'OneDNNError']
 
 # Values of oneDNN 3.x's C enums (dnnl_types.h of oneDNN 3.2; the ABI is stable within 3.x).
@@ -56,6 +56,7 @@ _WANTED = os.environ.get('TUTORIAL_ONEDNN', '1').strip().lower() not in ('0', 'f
 _lib = None
 _gomp = None
 _threads = [None]
+_found = {'path': None}
 _engine = _p()
 _stream = _p()
 _load_error = None
@@ -139,6 +140,7 @@ def _load():
             errors.append('%s: %s' % (path, exc))
             continue
         _lib = lib
+        _found['path'] = path
         try:
             _gomp = ctypes.CDLL('libgomp.so.1')
         except OSError:
@@ -157,6 +159,13 @@ def available():
         return False
     with _lock:
         return _load() is not None
+
+
+def info():
+    """What the fast path found: {'available', 'library' (path), 'error'}."""
+    on = available()
+    error = None if on else (_load_error or 'switched off by TUTORIAL_ONEDNN=0')
+    return {'available': on, 'library': _found['path'], 'error': error}
 
 
 def load_error():
