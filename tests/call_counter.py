@@ -10,3 +10,14 @@ class Counter:
             self.calls += 1
             return original(*args, **kwargs)
         monkeypatch.setattr(module, name, counted)
+
+
+class Either:
+    """Calls of any of several counters (one operation that either engine may run)."""
+
+    def __init__(self, *counters):
+        self.counters = counters
+
+    @property
+    def calls(self):
+        return sum(c.calls for c in self.counters)

@@ -259,6 +259,8 @@ from call_counter import Counter  # noqa: E402
 
 
 def test_switches_route_to_fast_or_stock(monkeypatch):
+    # the numpy engine's routing (test_onednn.py checks that oneDNN takes float32 when loaded)
+    monkeypatch.setattr(fastconv, 'USE_ONEDNN', False)
     fast = [Counter(monkeypatch, fastconv, name) for name in
             ('conv2d_forward', 'conv2d_grad_w', 'deconv2d_forward')]
     stock_im2col = Counter(monkeypatch, chainer_conv, 'im2col_cpu')

@@ -23,10 +23,11 @@ import pytest
 import tutorial_lib  # noqa: F401  (compat shim before chainer)
 from tutorial_lib.pairs import synthetic_pairs
 from tutorial_lib import REPO_ROOT, configs
-from tutorial_lib.infra import backend, fastbn, fastconv, fastpath, gpu_cases, gpu_check, gpu_report
+from tutorial_lib.infra import (backend, fastbn, fastconv, fastpath, gpu_cases, gpu_check,
+                                gpu_report, onednn_ops)
 import chainer
 import chainer.functions as F
-from call_counter import Counter
+from call_counter import Counter, Either
 
 
 # ---------------------------------------------------------------------------------------
@@ -75,10 +76,15 @@ def tiny_unet(in_ch=1, width=1 / 16, seed=0):
 
 
 def fast_counters(monkeypatch):
-    return ([Counter(monkeypatch, fastconv, n) for n in
-             ('conv2d_forward', 'conv2d_grad_w', 'deconv2d_forward')]
-            + [Counter(monkeypatch, fastbn, n) for n in
-               ('bn_inference', 'bn_train_forward', 'bn_train_backward')])
+    """Calls of each fast operation, on the numpy engine or on oneDNN."""
+    pairs = [(fastconv, 'conv2d_forward', 'conv_forward'),
+             (fastconv, 'conv2d_grad_w', 'conv_grad_w'),
+             (fastconv, 'deconv2d_forward', 'deconv_forward'),
+             (fastbn, 'bn_inference', 'bn_inference'),
+             (fastbn, 'bn_train_forward', 'bn_train_forward'),
+             (fastbn, 'bn_train_backward', 'bn_train_backward')]
+    return [Either(Counter(monkeypatch, module, name), Counter(monkeypatch, onednn_ops, op))
+            for module, name, op in pairs]
 
 
 def train_step_and_eval(model, b, size=32, batch=2):

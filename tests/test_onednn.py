@@ -14,6 +14,7 @@ import chainer.functions as F
 
 from tutorial_lib.infra import fastbn, fastconv, fastpath, fastrelu, onednn, onednn_ops
 from tutorial_lib.models import UNET
+from call_counter import Counter
 
 pytestmark = pytest.mark.skipif(not onednn.available(),
                                 reason='libdnnl not loaded: %s' % onednn.load_error())
@@ -208,3 +209,19 @@ def test_kernels_are_named():
     onednn_ops.conv_forward(x, W, None, (1, 1), (1, 1), (8, 8))
     names = [p.impl for p in onednn._plans.values()]
     assert names and all(isinstance(n, str) and n for n in names)
+
+
+def test_fast_path_routes_float32_to_onednn_and_stock_does_not(monkeypatch):
+    ops = ('conv_forward', 'conv_grad_w', 'deconv_forward', 'bn_train_forward',
+           'bn_train_backward', 'relu_forward', 'relu_backward')
+    counters = [Counter(monkeypatch, onednn_ops, op) for op in ops]
+    with fastpath.stock():
+        _unet_grads(1 / 8)
+    assert [c.calls for c in counters] == [0] * len(ops)
+    _unet_grads(1 / 8)
+    assert all(c.calls > 0 for c in counters), [c.calls for c in counters]
+    # float64 stays with the numpy engine (oneDNN's float64 kernels are reference code)
+    before = [c.calls for c in counters]
+    x = np.random.RandomState(0).randn(2, 3, 8, 8)
+    F.convolution_2d(x, np.random.RandomState(1).randn(4, 3, 3, 3), pad=1)
+    assert [c.calls for c in counters] == before
