@@ -225,3 +225,45 @@ def test_fast_path_routes_float32_to_onednn_and_stock_does_not(monkeypatch):
     x = np.random.RandomState(0).randn(2, 3, 8, 8)
     F.convolution_2d(x, np.random.RandomState(1).randn(4, 3, 3, 3), pad=1)
     assert [c.calls for c in counters] == before
+
+
+def test_no_kernel_falls_back_to_numpy(monkeypatch):
+    """A geometry oneDNN has no kernel for: the numpy engine computes it, and the failed
+    plan is remembered (made once, not at every call)."""
+    tries = []
+
+    def no_kernel():
+        tries.append(1)
+        raise onednn.OneDNNError('unimplemented')
+    for _ in range(2):
+        with pytest.raises(onednn.OneDNNError):
+            onednn.get_plan(('test-only key',), no_kernel)
+    assert len(tries) == 1
+
+    def refuse(*args, **kwargs):
+        raise onednn.OneDNNError('unimplemented')
+    for op in ('conv_forward', 'conv_grad_w', 'deconv_forward'):
+        monkeypatch.setattr(onednn_ops, op, refuse)
+    rs = np.random.RandomState(8)
+    x, W = rs.randn(2, 3, 8, 8).astype(np.float32), rs.randn(4, 3, 3, 3).astype(np.float32)
+    conv = lambda x_, W_: F.convolution_2d(x_, W_, pad=1)  # noqa: E731
+    with fastpath.stock():
+        want = _grads(conv, [x, W])
+    got = _grads(conv, [x, W])
+    assert all(_close(g, w) for g, w in zip(got, want))
+
+
+def test_bias_gradient_sum_of_channels_last_arrays():
+    """sum over (0, 2, 3) of a channels-last array (a convolution's bias gradient) is read
+    as long rows; same values as numpy's, and stock Chainer's code is back after disable."""
+    from chainer.functions.math import sum as chainer_sum
+    rs = np.random.RandomState(9)
+    for shape in [(8, 16, 32, 32), (3, 5, 7, 9), (1, 3, 1, 1)]:
+        x = _channels_last(rs.randn(*shape).astype(np.float32) + 3)
+        got = F.sum(x, axis=(0, 2, 3)).array
+        want = np.ascontiguousarray(x).astype(np.float64).sum(axis=(0, 2, 3))
+        assert got.dtype == np.float32 and got.shape == (shape[1],)
+        assert np.abs(got - want).max() < 1e-5 * np.abs(want).max()
+    with fastpath.stock():
+        assert chainer_sum.Sum.forward is fastconv._SUM_ORIGINAL
+    assert chainer_sum.Sum.forward is fastconv._sum_forward

@@ -4,6 +4,7 @@ products as stock Chainer, without its reshaping copies, in cache-sized blocks o
 How and why: docs/fast-cpu-path.md. :mod:`tutorial_lib.infra.fastpath` switches it on and off
 together with :mod:`~tutorial_lib.infra.fastbn` and :mod:`~tutorial_lib.infra.fastadam`.
 """
+import math
 import threading
 
 from . import compat  # noqa: F401  (before chainer)
@@ -11,6 +12,7 @@ import numpy
 
 from chainer.functions.connection import convolution_2d as _c2d
 from chainer.functions.connection import deconvolution_2d as _d2d
+from chainer.functions.math import sum as _sum
 from chainer.utils import conv as _conv
 
 from . import onednn, onednn_ops
@@ -326,8 +328,11 @@ def _conv_forward_core(self, x, W, b):
         kh, kw = W.shape[2:]
         out_h = _conv.get_conv_outsize(x.shape[2], kh, self.sy, self.ph, bool(self.cover_all))
         out_w = _conv.get_conv_outsize(x.shape[3], kw, self.sx, self.pw, bool(self.cover_all))
-        return onednn_ops.conv_forward(x, *_params(W, b), (self.sy, self.sx),
-                                       (self.ph, self.pw), (out_h, out_w)),
+        try:
+            return onednn_ops.conv_forward(x, *_params(W, b), (self.sy, self.sx),
+                                           (self.ph, self.pw), (out_h, out_w)),
+        except onednn.OneDNNError:
+            pass  # no kernel for this geometry: numpy below
     return conv2d_forward(x, W, b, self.sy, self.sx, self.ph, self.pw,
                           bool(self.cover_all)),
 
@@ -341,8 +346,11 @@ def _conv_grad_w_core(self, x, gy):
     if gy.shape[2:] != (out_h, out_w):  # should not happen; let Chainer complain
         return _ORIGINAL[_ConvGW](self, x, gy)
     if _use_onednn((x, gy)):
-        return onednn_ops.conv_grad_w(x, gy, (gy.shape[1], c, self.kh, self.kw),
-                                      (self.sy, self.sx), (self.ph, self.pw)),
+        try:
+            return onednn_ops.conv_grad_w(x, gy, (gy.shape[1], c, self.kh, self.kw),
+                                          (self.sy, self.sx), (self.ph, self.pw)),
+        except onednn.OneDNNError:
+            pass
     return conv2d_grad_w(x, gy, self.kh, self.kw, self.sy, self.sx, self.ph, self.pw),
 
 
@@ -354,8 +362,11 @@ def _deconv_forward_core(self, x, W, b):
         # grad-W-only branch then calls _set_cover_all with arrays instead of shapes.
         self._set_cover_all(x.shape, W.shape)
     if _use_onednn((x, W, b)):
-        return onednn_ops.deconv_forward(x, *_params(W, b), (self.sy, self.sx),
-                                         (self.ph, self.pw), (self.outh, self.outw)),
+        try:
+            return onednn_ops.deconv_forward(x, *_params(W, b), (self.sy, self.sx),
+                                             (self.ph, self.pw), (self.outh, self.outw)),
+        except onednn.OneDNNError:
+            pass
     return deconv2d_forward(x, W, b, self.sy, self.sx, self.ph, self.pw,
                             self.outh, self.outw),
 
@@ -376,6 +387,26 @@ def _sharing_backward(cls):
 
 _BACKWARD = {cls: _sharing_backward(cls) for cls in (_ConvF, _DeconvF)}
 
+_Sum = _sum.Sum
+_SUM_ORIGINAL = _Sum.__dict__['forward']
+
+
+def _sum_forward(self, inputs):
+    """The bias gradient of a convolution, sum(gy, axis=(0, 2, 3)): for a channels-last gy
+    numpy's reduction adds rows of C values one after the other (8x slower than for NCHW).
+    Read as rows of k * C values instead (k pixels side by side), the sum runs over long
+    vectors; then the k partial sums of each channel are added. (Not a BLAS product with a
+    vector of ones: OpenBLAS's spinning threads then slow oneDNN's next kernels.)"""
+    x, = inputs
+    if (type(x) is numpy.ndarray and x.dtype == numpy.float32 and not self.keepdims
+            and self.axis == (0, 2, 3) and onednn_ops.is_channels_last(x)):
+        c = x.shape[1]
+        pixels = x.size // c
+        k = math.gcd(pixels, 256)
+        partial = x.transpose(0, 2, 3, 1).reshape(pixels // k, k * c).sum(axis=0)
+        return partial.reshape(k, c).sum(axis=0),
+    return _SUM_ORIGINAL(self, inputs)
+
 
 # ----------------------------------------------------------------------------------
 # Switching this module alone (fastpath switches the whole fast CPU path)
@@ -388,6 +419,7 @@ def enable():
             cls._forward_cpu_core = fn
         for cls, (_, fn) in _BACKWARD.items():
             cls.backward = fn
+        _Sum.forward = _sum_forward
 
 
 def disable():
@@ -397,6 +429,7 @@ def disable():
             cls._forward_cpu_core = fn
         for cls, (fn, _) in _BACKWARD.items():
             cls.backward = fn
+        _Sum.forward = _SUM_ORIGINAL
 
 
 def is_enabled():

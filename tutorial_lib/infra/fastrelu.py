@@ -24,13 +24,11 @@ USE_ONEDNN = True
 _lock = threading.RLock()
 
 
-def _ok(*arrays):
-    # One flat pass over memory: every array dense (NCHW or channels-last) and laid out
-    # like the first.
-    for a in arrays:
-        if (type(a) is not numpy.ndarray or a.dtype != numpy.float32 or a.size == 0
-                or a.strides != arrays[0].strides or onednn_ops.flat(a) is None):
-            return False
+def _ok(a):
+    # One flat pass over memory: a dense float32 array (NCHW or channels-last).
+    if (type(a) is not numpy.ndarray or a.dtype != numpy.float32 or a.size == 0
+            or onednn_ops.flat(a) is None):
+        return False
     if not (USE_ONEDNN and onednn.available()):
         return False
     onednn.set_threads(thread_count())
@@ -47,9 +45,11 @@ def _relu_forward(self, inputs):
 
 def _grad_forward(self, inputs):
     gy, = inputs
-    if not _ok(gy, self.b) or gy.shape != self.b.shape:
-        return _ORIGINAL[_Grad](self, inputs)
-    return onednn_ops.relu_backward(self.b, gy),
+    if (type(gy) is numpy.ndarray and gy.shape == self.b.shape
+            and onednn_ops.supported(gy) and _ok(self.b)):
+        # gy laid out as y first (a slice of a concatenation's gradient is not dense)
+        return onednn_ops.relu_backward(self.b, onednn_ops.like(gy, self.b)),
+    return _ORIGINAL[_Grad](self, inputs)
 
 
 _FAST = {_ReLU: _relu_forward, _Grad: _grad_forward}

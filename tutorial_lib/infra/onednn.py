@@ -1,16 +1,17 @@
-"""Chainer's convolutions on oneDNN, the CPU kernel library Chainer itself used through iDeep
-(and PyTorch uses today), called through ctypes: no compiler, no iDeep.
+"""oneDNN, the CPU kernel library Chainer itself used through iDeep (and PyTorch uses today),
+reached through ctypes on its C API: no compiler, no Python bindings. This module is the
+runtime -- loading the library, memory descriptors, cached *plans* -- and
+:mod:`tutorial_lib.infra.onednn_ops` has the operations the fast path hands to it.
 
-The library comes from the optional PyPI package ``onednn-cpu-gomp`` (Linux x86-64; it puts
-``libdnnl.so.3`` in the environment's ``lib`` folder). Where it is missing, ``available()``
-is False and :mod:`tutorial_lib.infra.fastconv` keeps its numpy code. Why and how:
+The library comes from the PyPI package ``onednn-cpu-gomp`` (a requirement on Linux x86-64;
+it puts ``libdnnl.so.3`` in the environment's ``lib`` folder). Where it is missing,
+``available()`` is False and the fast path keeps its numpy code. Why and how:
 docs/fast-cpu-path.md.
 
-Three operations, each on C-contiguous float32 arrays in Chainer's layouts:
-``conv_forward`` (NCHW x OIHW -> NCHW), ``deconv_forward`` (weights Cin, Cout, kh, kw) and
-``conv_grad_w``. Each shape gets one *plan*, made once and cached: the oneDNN primitive
-(its kernel is generated for this CPU when the plan is made) plus the reorders between
-Chainer's plain layouts and the blocked layouts the kernel prefers.
+A plan is one primitive for one set of shapes and memory layouts, made once and cached (its
+kernel is generated for this CPU when it is made), with, for each argument whose layout
+differs from the kernel's, a buffer and the reorder into or out of it. ``Plan.run`` binds
+numpy arrays' memory to it and runs it.
 """
 import contextlib
 import ctypes
@@ -34,11 +35,6 @@ _STREAM_DEFAULT = 1
 _STATUS = {1: 'out of memory', 2: 'invalid arguments', 3: 'unimplemented',
            5: 'runtime error', 6: 'not required'}
 
-# The layout the kernels work in (reorders from and to Chainer's NCHW included): layers
-# with at most this many channels on either side run channels-last (NHWC), the others in
-# the blocked layout oneDNN prefers. Measured per layer of the U-Net at both widths (AVX-512):
-# channels-last is up to 3x faster for 1-16 channels at 128 px, 5-10% slower from 32 up.
-NHWC_MAX_CHANNELS = 16
 _Dims = ctypes.c_int64 * 12
 _p = ctypes.c_void_p
 
@@ -135,7 +131,7 @@ def _load():
             _declare(lib)
             check(lib.dnnl_engine_create(ctypes.byref(_engine), _CPU, 0), 'engine_create')
             check(lib.dnnl_stream_create(ctypes.byref(_stream), _engine, _STREAM_DEFAULT),
-                   'stream_create')
+                  'stream_create')
         except (OSError, AttributeError, OneDNNError) as exc:
             errors.append('%s: %s' % (path, exc))
             continue
@@ -339,13 +335,22 @@ class Plan:
 
 
 _plans = {}
+_failed = set()
 
 
 def get_plan(key, make):
+    """The cached plan for ``key``, made by ``make()`` the first time. A key whose plan
+    could not be made (oneDNN has no kernel for it) raises OneDNNError at once after that."""
     with _lock:
         plan = _plans.get(key)
         if plan is None:
-            plan = _plans[key] = make()
+            if key in _failed:
+                raise OneDNNError('no oneDNN kernel for %r' % (key,))
+            try:
+                plan = _plans[key] = make()
+            except OneDNNError:
+                _failed.add(key)
+                raise
         return plan
 
 
