@@ -267,3 +267,17 @@ def test_bias_gradient_sum_of_channels_last_arrays():
     with fastpath.stock():
         assert chainer_sum.Sum.forward is fastconv._SUM_ORIGINAL
     assert chainer_sum.Sum.forward is fastconv._sum_forward
+
+
+def test_plan_cache_is_bounded(monkeypatch):
+    """The least recently used plans go beyond MAX_PLANS; evicted ones are made again."""
+    monkeypatch.setattr(onednn, 'MAX_PLANS', 3)
+    rs = np.random.RandomState(10)
+    W = rs.randn(4, 3, 3, 3).astype(np.float32)
+    for size in (5, 6, 7, 8, 9, 5):
+        x = rs.randn(1, 3, size, size).astype(np.float32)
+        y = onednn_ops.conv_forward(x, W, None, (1, 1), (1, 1), (size, size))
+        with fastpath.stock():
+            want = F.convolution_2d(x, W, pad=1).array
+        assert _close(y, want)
+    assert len(onednn._plans) <= 3

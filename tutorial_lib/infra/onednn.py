@@ -13,6 +13,7 @@ kernel is generated for this CPU when it is made), with, for each argument whose
 differs from the kernel's, a buffer and the reorder into or out of it. ``Plan.run`` binds
 numpy arrays' memory to it and runs it.
 """
+import collections
 import contextlib
 import ctypes
 import os
@@ -257,7 +258,7 @@ class _Arg:
         src, dst = (user_md, prim_md) if incoming else (prim_md, user_md)
         rpd = _p()
         check(_lib.dnnl_reorder_primitive_desc_create(ctypes.byref(rpd), src, _engine,
-                                                       dst, _engine, None), 'reorder')
+                                                      dst, _engine, None), 'reorder')
         self.reorder = _primitive(rpd, 'reorder')
         _lib.dnnl_primitive_desc_destroy(rpd)
         pair = (self.user_mem, self.mem) if incoming else (self.mem, self.user_mem)
@@ -265,13 +266,12 @@ class _Arg:
                                            _ExecArg(_ARG_TO, pair[1]))
 
     def bind(self, array):
-        check(_lib.dnnl_memory_set_data_handle(self.user_mem, array.ctypes.data),
-               'memory_set_data_handle')
+        _set_handle(self.user_mem, array.ctypes.data)
 
     def run_reorder(self):
         if self.reorder is not None:
             check(_lib.dnnl_primitive_execute(self.reorder, _stream, 2, self.reorder_args),
-                   'reorder execute')
+                  'reorder execute')
 
     def prepare(self, array, shared):
         """Bring an incoming array into the kernel's layout. Inside :func:`sharing`
@@ -296,6 +296,13 @@ class _Arg:
             _set_handle(self.mem, self.handle)
             self.borrowed = False
 
+    def close(self):
+        """Free the oneDNN objects (the buffer goes with this object)."""
+        if self.reorder is not None:
+            _lib.dnnl_primitive_destroy(self.reorder)
+            _lib.dnnl_memory_destroy(self.mem)
+        _lib.dnnl_memory_destroy(self.user_mem)
+
 
 class Plan:
     """A primitive for one set of shapes, with its arguments; ``run`` binds arrays to it."""
@@ -303,6 +310,7 @@ class Plan:
     def __init__(self, pd, args):
         # args: [(exec arg id, user md, query, incoming)]
         self.lock = threading.Lock()
+        self.closed = False
         self.prim = _primitive(pd, 'primitive_create')
         info = ctypes.c_char_p()
         _lib.dnnl_primitive_desc_query(pd, _Q_IMPL_INFO, 0, ctypes.byref(info))
@@ -314,8 +322,18 @@ class Plan:
         self.exec_args = (_ExecArg * len(self.args))(
             *[_ExecArg(arg_id, a.mem) for arg_id, a, _ in self.args])
 
+    def close(self):
+        """Free the oneDNN objects; a closed plan runs no more (``run`` returns False)."""
+        self.closed = True
+        _lib.dnnl_primitive_destroy(self.prim)
+        for _, arg, _ in self.args:
+            arg.close()
+
     def run(self, arrays):
+        """Run on these numpy arrays (in the order of the plan's arguments); True when run."""
         with self.lock:
+            if self.closed:
+                return False
             shared = getattr(_shared, 'arrays', None)
             for (_, arg, incoming), array in zip(self.args, arrays):
                 arg.bind(array)
@@ -323,7 +341,7 @@ class Plan:
                     arg.prepare(array, shared)
             try:
                 check(_lib.dnnl_primitive_execute(self.prim, _stream, len(self.args),
-                                                   self.exec_args), 'execute')
+                                                  self.exec_args), 'execute')
                 for _, arg, incoming in self.args:
                     if not incoming:
                         arg.run_reorder()
@@ -332,9 +350,13 @@ class Plan:
                 for _, arg, incoming in self.args:
                     if incoming:
                         arg.release()
+        return True
 
 
-_plans = {}
+# Plans hold buffers as large as the arrays they reorder: the least recently used ones go
+# beyond MAX_PLANS (a notebook coloring pictures of ever new sizes would otherwise grow).
+MAX_PLANS = 256
+_plans = collections.OrderedDict()
 _failed = set()
 
 
@@ -343,15 +365,27 @@ def get_plan(key, make):
     could not be made (oneDNN has no kernel for it) raises OneDNNError at once after that."""
     with _lock:
         plan = _plans.get(key)
-        if plan is None:
-            if key in _failed:
-                raise OneDNNError('no oneDNN kernel for %r' % (key,))
-            try:
-                plan = _plans[key] = make()
-            except OneDNNError:
-                _failed.add(key)
-                raise
+        if plan is not None:
+            _plans.move_to_end(key)
+            return plan
+        if key in _failed:
+            raise OneDNNError('no oneDNN kernel for %r' % (key,))
+        try:
+            plan = _plans[key] = make()
+        except OneDNNError:
+            _failed.add(key)
+            raise
+        while len(_plans) > MAX_PLANS:
+            _, old = _plans.popitem(last=False)
+            with old.lock:  # not while another thread runs it
+                old.close()
         return plan
+
+
+def run_plan(key, make, arrays):
+    """Run the plan for ``key`` (made by ``make()`` if needed) on ``arrays``."""
+    while not get_plan(key, make).run(arrays):
+        pass  # evicted and closed by another thread just now: make it again
 
 
 def implementation(key):

@@ -69,7 +69,7 @@ def like(a, layout_of):
 
 
 def _run(key, make, arrays):
-    rt.get_plan(key, make).run(arrays)
+    rt.run_plan(key, make, arrays)
 
 
 def _layout_key(*arrays):
