@@ -281,3 +281,18 @@ def test_plan_cache_is_bounded(monkeypatch):
             want = F.convolution_2d(x, W, pad=1).array
         assert _close(y, want)
     assert len(onednn._plans) <= 3
+
+
+def test_batch_normalization_without_kernel_falls_back(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise onednn.OneDNNError('unimplemented')
+    for op in ('bn_train_forward', 'bn_train_backward', 'bn_inference'):
+        monkeypatch.setattr(onednn_ops, op, refuse)
+    rs = np.random.RandomState(11)
+    x = _channels_last(rs.randn(2, 4, 5, 5).astype(np.float32))
+    gamma, beta = rs.rand(4).astype(np.float32) + 0.5, rs.randn(4).astype(np.float32)
+    bn = lambda x_, g_, b_: F.batch_normalization(x_, g_, b_)  # noqa: E731
+    with fastpath.stock():
+        want = _grads(bn, [x, gamma, beta])
+    got = _grads(bn, [x, gamma, beta])
+    assert all(_close(g, w, 1e-4) for g, w in zip(got, want))

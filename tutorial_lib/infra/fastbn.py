@@ -233,7 +233,10 @@ def _fixed_forward(self, inputs):
     self.inv_var = numpy.reciprocal(var + self.eps)
     self.inv_std = numpy.sqrt(self.inv_var, dtype=self.inv_var.dtype)
     if dnnl:
-        return onednn_ops.bn_inference(x, gamma, beta, mean, var, self.eps),
+        try:
+            return onednn_ops.bn_inference(x, gamma, beta, mean, var, self.eps),
+        except onednn.OneDNNError:  # no kernel for this layout: Chainer's code takes any
+            return _ORIGINAL[(_Fixed, 'forward')](self, inputs)
     return bn_inference(x, gamma, beta, mean, self.inv_std),
 
 
@@ -246,12 +249,16 @@ def _general_forward(self, axis, gamma, x, x_layout, xp, expander,
                or (_array_ok(running_mean, x.dtype) and _array_ok(running_var, x.dtype)
                    and running_mean.shape == gamma.shape
                    and running_var.shape == gamma.shape)))
+    if ok and dnnl:
+        try:
+            y, mean, var = onednn_ops.bn_train_forward(x, gamma, beta, eps)
+        except onednn.OneDNNError:  # no kernel for this layout: Chainer's code takes any
+            ok = False
     if not ok:
         return _ORIGINAL[(_General, 'forward')](
             self, axis, gamma, x, x_layout, xp, expander,
             beta, eps, decay, running_mean, running_var)
     if dnnl:
-        y, mean, var = onednn_ops.bn_train_forward(x, gamma, beta, eps)
         inv_std = numpy.reciprocal(numpy.sqrt(var + eps, dtype=var.dtype))
     else:
         y, mean, var, inv_std = bn_train_forward(x, gamma, beta, eps)
@@ -270,15 +277,18 @@ def _general_backward(self, axis, gamma, gy, x, x_layout, xp,
     dnnl = xp is numpy and _use_onednn(x, (gy,))
     ok = (xp is numpy and x_layout is None
           and _fast_ok(x, (gamma, mean, inv_std), axis, big=(gy,), any_layout=dnnl))
+    if ok and dnnl:
+        # Chainer keeps only inv_std = 1 / sqrt(var + eps) for backward
+        var_ = (1.0 / numpy.square(inv_std, dtype=numpy.float64) - eps).astype(x.dtype)
+        try:
+            gx, ggamma, gbeta = onednn_ops.bn_train_backward(x, gamma, gy, mean, var_, eps)
+        except onednn.OneDNNError:  # no kernel for this layout: Chainer's code takes any
+            ok = False
     if not ok:
         return _ORIGINAL[(_General, 'backward')](
             self, axis, gamma, gy, x, x_layout, xp,
             expander, mean, inv_std, eps, var, forward_data)
-    if dnnl:
-        if var is None:  # Chainer keeps only inv_std = 1 / sqrt(var + eps) for backward
-            var = (1.0 / numpy.square(inv_std, dtype=numpy.float64) - eps).astype(x.dtype)
-        gx, ggamma, gbeta = onednn_ops.bn_train_backward(x, gamma, gy, mean, var, eps)
-    else:
+    if not dnnl:
         gx, ggamma, gbeta = bn_train_backward(x, gamma, gy, mean, inv_std)
     return gx, None, ggamma, gbeta
 
