@@ -1,8 +1,11 @@
-"""A faster CPU path for Chainer's 2-D convolution and deconvolution: the same sums of
-products as stock Chainer, without its reshaping copies, in cache-sized blocks on all cores.
+"""A faster CPU path for Chainer's 2-D convolution and deconvolution. float32 arrays go to
+oneDNN where its library is installed (:mod:`~tutorial_lib.infra.onednn_ops`); otherwise the
+numpy code here computes the same sums of products as stock Chainer, without its reshaping
+copies, in cache-sized blocks on all cores.
 
 How and why: docs/fast-cpu-path.md. :mod:`tutorial_lib.infra.fastpath` switches it on and off
-together with :mod:`~tutorial_lib.infra.fastbn` and :mod:`~tutorial_lib.infra.fastadam`.
+together with :mod:`~tutorial_lib.infra.fastbn`, :mod:`~tutorial_lib.infra.fastrelu` and
+:mod:`~tutorial_lib.infra.fastadam`.
 """
 import math
 import threading
