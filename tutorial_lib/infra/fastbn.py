@@ -1,5 +1,7 @@
 """A fused, allocation-light CPU path for Chainer's batch normalization (test-mode forward,
-train-mode forward and backward); equal to stock Chainer up to float rounding.
+train-mode forward and backward); equal to stock Chainer up to float rounding. Channels-last
+float32 arrays (what the oneDNN convolutions return for small layers) go to oneDNN
+(:mod:`~tutorial_lib.infra.onednn_ops`), NCHW arrays to the numpy code here.
 
 How and why: docs/fast-cpu-path.md; :mod:`tutorial_lib.infra.fastpath` switches it.
 """
