@@ -1,6 +1,7 @@
 """The oneDNN part of the fast CPU path (tutorial_lib/infra/onednn.py, onednn_ops.py): every
 operation agrees with stock Chainer, in every memory layout it accepts; skipped where
 libdnnl is not installed (it is a Linux x86-64 requirement)."""
+import contextlib
 import os
 import subprocess
 import sys
@@ -171,17 +172,13 @@ def test_unet_step_matches_stock(width, monkeypatch):
         assert float(np.abs(numpy_path[name] - g).max()) < 1e-4 * scale, name
 
 
-def test_gy_shared_within_one_backward_only():
+def test_gy_shared_within_one_backward_only(monkeypatch):
     """Inside a convolution's backward gy is reordered once for both gradients; outside it
     nothing is reused: an array changed in place gives a new result."""
     _, with_sharing = _unet_grads(0.25)
-    original = onednn.sharing
-    try:
-        import contextlib
-        onednn.sharing = contextlib.nullcontext
+    with monkeypatch.context() as m:
+        m.setattr(onednn, 'sharing', contextlib.nullcontext)
         _, without = _unet_grads(0.25)
-    finally:
-        onednn.sharing = original
     assert all(np.array_equal(with_sharing[k], without[k]) for k in without)
     assert getattr(onednn._shared, 'arrays', None) is None
     rs = np.random.RandomState(5)

@@ -212,12 +212,9 @@ def _use_onednn(x, big=()):
     for small layers), which the numpy code below does not handle; gy may be laid out in any
     way. NCHW arrays stay with the numpy code: as fast, and its two-pass statistics are
     more accurate than oneDNN's float32 one-pass sums (docs/fast-cpu-path.md)."""
-    if not (USE_ONEDNN and type(x) is numpy.ndarray and x.dtype == numpy.float32
+    return (USE_ONEDNN and type(x) is numpy.ndarray and x.dtype == numpy.float32
             and onednn_ops.is_channels_last(x)
-            and all(onednn_ops.supported(a) for a in big) and onednn.available()):
-        return False
-    onednn.set_threads(thread_count())
-    return True
+            and all(onednn_ops.supported(a) for a in big) and onednn_ops.ready())
 
 
 def _fixed_forward(self, inputs):

@@ -313,11 +313,8 @@ def _fast_ok(node, arrays):
 def _use_onednn(arrays):
     """oneDNN takes float32 (its float64 kernels are reference code, slower than numpy);
     weights and biases are made C-contiguous, the data arrays may have any layout."""
-    if not (USE_ONEDNN and all(a is None or onednn_ops.supported(a) for a in arrays)
-            and onednn.available()):
-        return False
-    onednn.set_threads(thread_count())
-    return True
+    return (USE_ONEDNN and all(a is None or onednn_ops.supported(a) for a in arrays)
+            and onednn_ops.ready())
 
 
 def _params(W, b):

@@ -12,8 +12,7 @@ import numpy
 
 from chainer.functions.activation import relu as _relu
 
-from . import onednn, onednn_ops
-from .threads import thread_count
+from . import onednn_ops
 
 __all__ = ['enable', 'disable', 'is_enabled']
 
@@ -29,10 +28,7 @@ def _ok(a):
     if (type(a) is not numpy.ndarray or a.dtype != numpy.float32 or a.size == 0
             or onednn_ops.flat(a) is None):
         return False
-    if not (USE_ONEDNN and onednn.available()):
-        return False
-    onednn.set_threads(thread_count())
-    return True
+    return USE_ONEDNN and onednn_ops.ready()
 
 
 def _relu_forward(self, inputs):

@@ -23,8 +23,7 @@ import threading
 from . import compat  # noqa: F401  (numpy 2 names chainer needs; before numpy users)
 import numpy
 
-__all__ = ['available', 'info', 'load_error', 'set_threads', 'sharing', 'implementation',
-           'OneDNNError']
+__all__ = ['available', 'info', 'load_error', 'set_threads', 'sharing', 'OneDNNError']
 
 # Values of oneDNN 3.x's C enums (dnnl_types.h of oneDNN 3.2; the ABI is stable within 3.x).
 _CPU = 1
@@ -253,7 +252,6 @@ class _Arg:
         offset = (-self.buffer.ctypes.data) % 64
         self.mem = _memory(prim_md)
         self.handle = self.buffer.ctypes.data + offset
-        self.borrowed = False
         _set_handle(self.mem, self.handle)
         src, dst = (user_md, prim_md) if incoming else (prim_md, user_md)
         rpd = _p()
@@ -308,7 +306,8 @@ class Plan:
     """A primitive for one set of shapes, with its arguments; ``run`` binds arrays to it."""
 
     def __init__(self, pd, args):
-        # args: [(exec arg id, user md, query, incoming)]
+        # args: [(exec arg id, user md, query, incoming)]; the plan owns the user mds (its
+        # memory objects keep copies) and frees them here
         self.lock = threading.Lock()
         self.closed = False
         self.prim = _primitive(pd, 'primitive_create')
@@ -321,6 +320,8 @@ class Plan:
             self.args.append((arg_id, _Arg(user_md, prim_md, incoming), incoming))
         self.exec_args = (_ExecArg * len(self.args))(
             *[_ExecArg(arg_id, a.mem) for arg_id, a, _ in self.args])
+        for user_md in {user_md.value: user_md for _, user_md, _, _ in args}.values():
+            _lib.dnnl_memory_desc_destroy(user_md)
 
     def close(self):
         """Free the oneDNN objects; a closed plan runs no more (``run`` returns False)."""
@@ -386,12 +387,6 @@ def run_plan(key, make, arrays):
     """Run the plan for ``key`` (made by ``make()`` if needed) on ``arrays``."""
     while not get_plan(key, make).run(arrays):
         pass  # evicted and closed by another thread just now: make it again
-
-
-def implementation(key):
-    """The kernel oneDNN chose for a cached plan (e.g. 'jit:avx512_core'), or None."""
-    plan = _plans.get(key)
-    return None if plan is None else plan.impl
 
 
 def array_md(a):

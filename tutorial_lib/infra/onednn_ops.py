@@ -19,10 +19,11 @@ import numpy
 
 from . import onednn as rt
 from .onednn import ANY, IOHW, NHWC, OIHW, X
+from .threads import thread_count
 
 __all__ = ['conv_forward', 'deconv_forward', 'conv_grad_w', 'bn_train_forward',
            'bn_train_backward', 'bn_inference', 'relu_forward', 'relu_backward',
-           'is_channels_last', 'like', 'supported']
+           'is_channels_last', 'like', 'supported', 'ready']
 
 # Layers with at most this many channels on either side run channels-last. Measured per
 # layer of the U-Net (AVX-512, reorders included): channels-last is up to 3x faster with
@@ -68,8 +69,13 @@ def like(a, layout_of):
     return out
 
 
-def _run(key, make, arrays):
-    rt.run_plan(key, make, arrays)
+def ready():
+    """oneDNN is loaded (and not switched off); its threads are then set to the fast path's
+    count (``threads.thread_count()``, so ``OPENBLAS_NUM_THREADS=1`` holds for it too)."""
+    if not rt.available():
+        return False
+    rt.set_threads(thread_count())
+    return True
 
 
 def _layout_key(*arrays):
@@ -124,7 +130,7 @@ def conv_forward(x, W, b, stride, pad, out_hw, training=True):
         if b is not None:
             args.append((_BIAS, rt.md(b.shape, X), None, True))
         return _finish(pd, args + [(_DST, rt.array_md(y), _Q_DST, False)])
-    _run(key, make, [x, W] + ([b] if b is not None else []) + [y])
+    rt.run_plan(key, make, [x, W] + ([b] if b is not None else []) + [y])
     return y
 
 
@@ -155,7 +161,7 @@ def deconv_forward(x, W, b, stride, pad, out_hw):
         if b is not None:
             args.append((_BIAS, rt.md((cout,), X), None, True))
         return _finish(pd, args + [(_DST, rt.array_md(y), _Q_DST, False)])
-    _run(key, make, [x, W] + ([b] if b is not None else []) + [y])
+    rt.run_plan(key, make, [x, W] + ([b] if b is not None else []) + [y])
     return y
 
 
@@ -180,7 +186,7 @@ def conv_grad_w(x, gy, w_shape, stride, pad):
         return _finish(pd, [(_SRC, rt.array_md(x), _Q_SRC, True),
                             (_DIFF_DST, rt.array_md(gy), _Q_DIFF_DST, True),
                             (_DIFF_WEIGHTS, rt.md(w_shape, OIHW), _Q_DIFF_WEIGHTS, False)])
-    _run(key, make, [x, gy, gW])
+    rt.run_plan(key, make, [x, gy, gW])
     return gW
 
 
@@ -209,7 +215,7 @@ def bn_train_forward(x, gamma, beta, eps):
         return _finish(pd, [(_SRC, desc, None, True), (_SCALE, vec, None, True),
                             (_SHIFT, vec, None, True), (_DST, desc, None, False),
                             (_MEAN, vec, None, False), (_VARIANCE, vec, None, False)])
-    _run(('bn', x.shape, x.strides, float(eps)), make, [x, gamma, beta, y, mean, var])
+    rt.run_plan(('bn', x.shape, x.strides, float(eps)), make, [x, gamma, beta, y, mean, var])
     return y, mean, var
 
 
@@ -223,7 +229,7 @@ def bn_inference(x, gamma, beta, mean, var, eps):
         return _finish(pd, [(_SRC, desc, None, True), (_MEAN, vec, None, True),
                             (_VARIANCE, vec, None, True), (_SCALE, vec, None, True),
                             (_SHIFT, vec, None, True), (_DST, desc, None, False)])
-    _run(('bn_test', x.shape, x.strides, float(eps)), make, [x, mean, var, gamma, beta, y])
+    rt.run_plan(('bn_test', x.shape, x.strides, float(eps)), make, [x, mean, var, gamma, beta, y])
     return y
 
 
@@ -246,7 +252,7 @@ def bn_train_backward(x, gamma, gy, mean, var, eps):
                             (_VARIANCE, vec, None, True), (_DIFF_DST, desc, None, True),
                             (_SCALE, vec, None, True), (_DIFF_SRC, desc, None, False),
                             (_DIFF_SCALE, vec, None, False), (_DIFF_SHIFT, vec, None, False)])
-    _run(('bn_grad', x.shape, x.strides, float(eps)), make,
+    rt.run_plan(('bn_grad', x.shape, x.strides, float(eps)), make,
          [x, mean, var, gy, gamma, gx, ggamma, gbeta])
     return gx, ggamma, gbeta
 
@@ -280,7 +286,7 @@ def relu_forward(x):
     def make():
         pd, desc = _relu_pd(x.size)
         return _finish(pd, [(_SRC, desc, None, True), (_DST, desc, None, False)])
-    _run(('relu', x.size), make, [flat(x), flat(y)])
+    rt.run_plan(('relu', x.size), make, [flat(x), flat(y)])
     return y
 
 
@@ -297,5 +303,5 @@ def relu_backward(y, gy):
         rt.destroy(('pd', hint))
         return _finish(pd, [(_DST, desc, None, True), (_DIFF_DST, desc, None, True),
                             (_DIFF_SRC, desc, None, False)])
-    _run(('relu_grad', y.size), make, [flat(y), flat(gy), flat(gx)])
+    rt.run_plan(('relu_grad', y.size), make, [flat(y), flat(gy), flat(gx)])
     return gx
